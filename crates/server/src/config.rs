@@ -728,6 +728,46 @@ mod tests {
     }
 
     #[test]
+    fn object_store_and_retention_are_validated() {
+        let err = Config::from_yaml("storage:\n  object_store:\n    backend: s3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.object_store.s3.bucket"), "{err}");
+        let err = Config::from_yaml("storage:\n  object_store:\n    backend: gcs\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backend"), "{err}");
+        let err = Config::from_yaml(
+            "limits:\n  retention_stream:\n    - {selector: '{a=\"b\"} | json', period: 1h}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("limits.retention_stream"), "{err}");
+        let cfg = Config::from_yaml(concat!(
+            "storage:\n  object_store:\n    backend: s3\n    s3:\n      bucket: b\n",
+            "      endpoint: http://127.0.0.1:9000\n      force_path_style: true\n",
+            "overrides:\n  t1:\n    retention_period: 24h\n",
+            "    retention_stream: [{selector: '{env=\"dev\"}', priority: 2, period: 1h}]\n",
+        ))
+        .unwrap();
+        match cfg.storage.backend().unwrap() {
+            silt_storage::Backend::S3(s3) => {
+                assert!(s3.path_style);
+                assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+            }
+            silt_storage::Backend::Local => panic!("expected s3"),
+        }
+        let r = cfg.retention().unwrap();
+        let dev = silt_model::Labels::from_pairs([("env", "dev")]);
+        assert_eq!(r.period("t1", &dev), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            r.period("t1", &silt_model::Labels::new()),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(r.period("t2", &dev), Some(Duration::from_secs(168 * 3600)));
+    }
+
+    #[test]
     fn sizes_and_durations() {
         assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
         assert_eq!(parse_bytes("256KB").unwrap(), 256_000);

@@ -347,8 +347,11 @@ impl Objects {
         if let Some(parent) = cached.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        // Write then rename so a concurrent reader never sees a partial file.
-        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        // Write then rename so a concurrent reader never sees a partial file; the name is
+        // unique so two threads fetching the same object do not write into one file.
+        static FETCHES: AtomicU64 = AtomicU64::new(0);
+        let n = FETCHES.fetch_add(1, Ordering::Relaxed);
+        let tmp = cached.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, &data)?;
         std::fs::rename(&tmp, &cached)?;
         let mut idx = self.cache.lock();
@@ -382,7 +385,8 @@ impl Objects {
         self.cache.lock().total
     }
 
-    fn evict_path(&self, path: &str) {
+    /// Drops a cached copy (e.g. evicted under a reader that had not opened it yet).
+    pub(crate) fn evict_path(&self, path: &str) {
         if self.local_root.is_some() {
             return;
         }

@@ -183,7 +183,14 @@ impl Store {
     ) -> Result<HashMap<usize, Vec<Entry>>> {
         let path = meta.data_path();
         let local = self.objects.local_file(&path, &self.rt)?;
-        let file = File::open(&local)?;
+        let file = match File::open(&local) {
+            // Evicted from the cache between lookup and open: fetch it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.objects.is_local() => {
+                self.objects.evict_path(&path);
+                File::open(self.objects.local_file(&path, &self.rt)?)?
+            }
+            r => r?,
+        };
         let cached = self.file_meta.lock().get(&path).cloned();
         let fm = match cached {
             Some(m) => m,

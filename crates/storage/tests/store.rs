@@ -260,3 +260,37 @@ async fn compaction_merges_small_segments_with_identical_answers() {
     assert_eq!(store.segment_totals().0, 1);
     assert_eq!((read(&store, "a").await, read(&store, "b").await), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_segment_cache_is_a_size_bounded_lru() {
+    use silt_storage::Objects;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let remote = object_store::local::LocalFileSystem::new_with_prefix(&bucket).unwrap();
+    let cache = dir.path().join("cache");
+    let objs = Objects::remote(Arc::new(remote), &cache, 250, 2);
+    for i in 0..3u8 {
+        objs.put(&format!("s/{i}.parquet"), vec![i; 100])
+            .await
+            .unwrap();
+    }
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let get = |i: u8| objs.local_file(&format!("s/{i}.parquet"), &rt).unwrap();
+        get(0);
+        get(1);
+        get(0); // 0 is now used more recently than 1
+        get(2); // over 250 bytes: 1 goes
+        assert_eq!(objs.cache_bytes(), 200);
+        assert!(cache.join("s/0.parquet").exists());
+        assert!(!cache.join("s/1.parquet").exists());
+        assert_eq!(std::fs::read(get(2)).unwrap(), vec![2; 100]);
+        assert_eq!(
+            objs.cache_misses.load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+    })
+    .await
+    .unwrap();
+}
