@@ -107,6 +107,8 @@ pub struct LimitsConfig {
     /// Time a query may run.
     #[serde(deserialize_with = "de_duration")]
     pub query_timeout: Duration,
+    /// Threads one query may use (time slices run in parallel); 0 = one per core.
+    pub max_query_parallelism: usize,
 }
 
 impl Default for Config {
@@ -168,6 +170,7 @@ impl Default for LimitsConfig {
             max_query_series: 500_000,
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
+            max_query_parallelism: 0,
         }
     }
 }

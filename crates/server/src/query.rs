@@ -103,6 +103,10 @@ async fn execute(
         max_series: limits_cfg.max_query_series,
         max_points: 11_000,
         deadline: Some(started + limits_cfg.query_timeout),
+        parallelism: match limits_cfg.max_query_parallelism {
+            0 => Limits::default().parallelism,
+            n => n,
+        },
     };
     let source = StoreSource(state.store.clone());
     let categorize = run.categorize;
