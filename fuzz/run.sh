@@ -13,13 +13,15 @@ targets=("$@")
 export RUSTFLAGS="${RUSTFLAGS:-} --cfg fuzzing -Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
  -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares"
-cargo build --release --manifest-path "$here/Cargo.toml" --bins
+# An explicit --target keeps the coverage flags off build scripts and proc macros.
+triple="$(rustc -vV | sed -n 's/^host: //p')"
+cargo build --release --manifest-path "$here/Cargo.toml" --bins --target "$triple"
 
 python3 "$here/seeds.py" "$here/corpus"
 for t in "${targets[@]}"; do
   mkdir -p "$here/artifacts/$t" "$here/corpus/$t"
   echo "== $t for ${secs}s"
-  "$here/target/release/$t" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+  "$here/target/$triple/release/$t" -max_total_time="$secs" -max_len=4096 -timeout=10 \
     -artifact_prefix="$here/artifacts/$t/" -print_final_stats=1 \
     "$here/corpus/$t" "$here/corpus/seed-$t"
 done

@@ -7,8 +7,14 @@ use regex::Regex;
 /// Loki's label-name sanitisation: trim, every char outside `[A-Za-z0-9_]` → `_`,
 /// a leading digit gets a `_` prefix.
 pub fn sanitize(key: &str) -> String {
-    let key = key.trim();
     let mut out = String::with_capacity(key.len() + 1);
+    sanitize_into(&mut out, key);
+    out
+}
+
+/// [`sanitize`], appending to `out`.
+pub fn sanitize_into(out: &mut String, key: &str) {
+    let key = key.trim();
     for (i, c) in key.chars().enumerate() {
         if i == 0 && c.is_ascii_digit() {
             out.push('_');
@@ -19,7 +25,6 @@ pub fn sanitize(key: &str) -> String {
             '_'
         });
     }
-    out
 }
 
 /// Adds a parsed label: `_extracted` on collision with an original label, first write wins.
@@ -27,15 +32,14 @@ pub fn add_parsed(labels: &mut EntryLabels, key: &str, value: &str) {
     if key.is_empty() {
         return;
     }
-    let name = if labels.is_original(key) {
-        format!("{key}_extracted")
-    } else {
-        key.to_string()
-    };
-    if labels.parsed.contains(&name) {
-        return;
+    if labels.is_original(key) {
+        let name = format!("{key}_extracted");
+        if !labels.parsed.contains(&name) {
+            labels.parsed.set(&name, value);
+        }
+    } else if !labels.parsed.contains(key) {
+        labels.parsed.set(key, value);
     }
-    labels.parsed.set(&name, value);
 }
 
 fn scalar_text(v: &Json) -> Option<String> {
@@ -47,6 +51,8 @@ fn scalar_text(v: &Json) -> Option<String> {
     }
 }
 
+/// The tree-based flattening `json::flatten_object` replaces; kept as its test oracle.
+#[cfg(test)]
 fn flatten(prefix: &str, v: &Json, labels: &mut EntryLabels) {
     match v {
         Json::Object(o) => {
@@ -70,6 +76,21 @@ fn flatten(prefix: &str, v: &Json, labels: &mut EntryLabels) {
 
 /// `| json` (all fields) or `| json a="path", …`.
 pub fn json_stage(line: &str, params: &[(String, Vec<PathPart>)], labels: &mut EntryLabels) {
+    if params.is_empty() {
+        match json::flatten_object(line, sanitize_into) {
+            Some(Ok(fields)) => {
+                for (k, v) in &fields {
+                    add_parsed(labels, k, v);
+                }
+                return;
+            }
+            Some(Err(e)) => {
+                labels.set_error("JSONParserErr", &e);
+                return;
+            }
+            None => {}
+        }
+    }
     let doc = match json::parse(line) {
         Ok(d @ Json::Object(_)) => d,
         Ok(_) => {
@@ -84,10 +105,6 @@ pub fn json_stage(line: &str, params: &[(String, Vec<PathPart>)], labels: &mut E
             return;
         }
     };
-    if params.is_empty() {
-        flatten("", &doc, labels);
-        return;
-    }
     for (name, path) in params {
         if let Some(v) = lookup(&doc, path) {
             let text = match v {
@@ -553,6 +570,35 @@ mod tests {
         assert_eq!(l.parsed.get("method"), Some("GET"));
         assert_eq!(l.parsed.get("status"), Some("200 12"));
         assert!(parse_pattern("<a><b>").is_err());
+    }
+
+    #[test]
+    fn streaming_json_flatten_matches_the_tree_walk() {
+        let docs = [
+            r#"{"a":1.50,"b":{"c":"x\"y\u00e9","d":{"e":true}},"f":[1,{"g":2}],"h":null,"i":false}"#,
+            r#"{" sp ace ":{"1x":"v","a-b":-2e3}, "":{"k":"under empty"}, "app":"collides"}"#,
+            r#"{"dup":"first","dup":"second","n":{"dup":"nested"}}"#,
+            r#"  {"ok":"y"}  "#,
+            r#"{}"#,
+            r#"{"a":"unterminated"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} trailing"#,
+            r#"{"a":tru}"#,
+            r#"{"deep":"#,
+        ];
+        for doc in docs {
+            let base =
+                || EntryLabels::new(Arc::new(Labels::from_pairs([("app", "x")])), Labels::new());
+            let mut streamed = base();
+            json_stage(doc, &[], &mut streamed);
+            let mut tree = base();
+            match json::parse(doc) {
+                Ok(d @ Json::Object(_)) => flatten("", &d, &mut tree),
+                Ok(_) => unreachable!(),
+                Err(e) => tree.set_error("JSONParserErr", &e),
+            }
+            assert_eq!(streamed.flatten(), tree.flatten(), "{doc}");
+        }
     }
 
     #[test]
