@@ -3,6 +3,7 @@
 use super::json::{self, Json};
 use super::EntryLabels;
 use regex::Regex;
+use std::borrow::Cow;
 
 /// Loki's label-name sanitisation: trim, every char outside `[A-Za-z0-9_]` → `_`,
 /// a leading digit gets a `_` prefix.
@@ -10,6 +11,19 @@ pub fn sanitize(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 1);
     sanitize_into(&mut out, key);
     out
+}
+
+/// [`sanitize`], borrowing `key` when it is already a valid label name.
+pub fn sanitize_cow(key: &str) -> Cow<'_, str> {
+    let b = key.as_bytes();
+    let valid = !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    if valid {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(sanitize(key))
+    }
 }
 
 /// [`sanitize`], appending to `out`.
@@ -223,9 +237,9 @@ pub fn unpack(line: &str, labels: &mut EntryLabels) -> Option<String> {
 
 /// logfmt pairs of a line; `Err` at the first malformed pair (for `--strict`).
 /// Pairs of a logfmt line, and the first syntax error as (pairs before it, message).
-type LogfmtScan = (Vec<(String, String)>, Option<(usize, String)>);
+type LogfmtScan<'a> = (Vec<(&'a str, Cow<'a, str>)>, Option<(usize, String)>);
 
-fn logfmt_pairs(line: &str) -> LogfmtScan {
+fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
     let b = line.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -273,18 +287,20 @@ fn logfmt_pairs(line: &str) -> LogfmtScan {
                     continue 'pairs;
                 }
             }
-            out.push((key.to_string(), String::new()));
+            out.push((key, Cow::Borrowed("")));
             continue;
         }
         i += 1;
         if i < b.len() && b[i] == b'"' {
             i += 1;
             let mut val = String::new();
+            let mut escaped = false;
             let mut closed = false;
-            let mut run = i;
+            let (start, mut run) = (i, i);
             while i < b.len() {
                 match b[i] {
                     b'\\' if i + 1 < b.len() => {
+                        escaped = true;
                         val.push_str(&line[run..i]);
                         // The escaped character may be multi-byte: step over all of it.
                         let c = line[i + 1..].chars().next().unwrap_or('\\');
@@ -319,7 +335,15 @@ fn logfmt_pairs(line: &str) -> LogfmtScan {
                     continue 'pairs;
                 }
             }
-            out.push((key.to_string(), val));
+            // Quoted values without escapes are borrowed from the line.
+            out.push((
+                key,
+                if escaped {
+                    Cow::Owned(val)
+                } else {
+                    Cow::Borrowed(&line[start..i - 1])
+                },
+            ));
         } else {
             let vs = i;
             while i < b.len() && b[i] > b' ' {
@@ -342,7 +366,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan {
                 }
                 i += 1;
             }
-            out.push((key.to_string(), line[vs..i].to_string()));
+            out.push((key, Cow::Borrowed(&line[vs..i])));
         }
     }
     (out, err)
@@ -369,10 +393,10 @@ pub fn logfmt(
             if v.is_empty() && !keep_empty {
                 continue;
             }
-            add_parsed(labels, &sanitize(&k), &v);
+            add_parsed(labels, &sanitize_cow(k), &v);
         } else {
             for (name, key) in params {
-                if *key == k {
+                if key == k {
                     add_parsed(labels, name, &v);
                 }
             }
