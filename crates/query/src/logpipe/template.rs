@@ -245,6 +245,7 @@ fn words(s: &str) -> Result<Vec<String>, String> {
                 i += 1;
                 out.push(s[st..i].to_string());
             }
+            b')' => return Err("unexpected right paren".into()),
             _ => {
                 let st = i;
                 while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'|' | b'(' | b')') {
@@ -1188,6 +1189,8 @@ mod tests {
         assert!(Template::parse("{{ .a ").is_err());
         assert!(Template::parse("{{ nosuchfunc .a }}").is_err());
         assert!(Template::parse("{{ if .a }}x").is_err());
+        // found by fuzz/: a stray ')' once looped forever
+        assert!(Template::parse("{{.net)}} {{ (.a)) }}").is_err());
         let m = HashMap::new();
         let t = Template::parse("{{ div 1 0 }}").unwrap();
         assert!(t
