@@ -37,6 +37,11 @@ fn collect_params(query: Option<String>, body: &Bytes) -> Params {
 
 fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     let q = get(p, "query").ok_or_else(|| ApiError::bad_request("query parameter is required"))?;
+    if silt_logql::is_multi_variant(q) {
+        return Err(ApiError::bad_request(
+            "multi variant queries are disabled for this instance",
+        ));
+    }
     silt_logql::parse(q).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
