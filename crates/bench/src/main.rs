@@ -39,6 +39,13 @@ struct Args {
     /// Runs of each query (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Store segments in this S3-compatible endpoint (e.g. http://127.0.0.1:5000) instead
+    /// of the local disk, and add object-store figures (objects per GB, cold vs warm cache).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// Bucket (must exist) for `--s3-endpoint`.
+    #[arg(long, default_value = "silt-bench")]
+    s3_bucket: String,
 }
 
 struct Row {
@@ -248,8 +255,14 @@ fn main() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let config = "auth_enabled: true\nlimits:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n";
-    let server = Server::start(&silt, dir.path(), config, free_port());
+    let mut config = "auth_enabled: true\nlimits:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n".to_string();
+    if let Some(ep) = &args.s3_endpoint {
+        config.push_str(&format!(
+            "storage:\n  object_store:\n    backend: s3\n    s3:\n      bucket: {}\n      endpoint: {ep}\n      force_path_style: true\n      access_key_id: bench\n      secret_access_key: bench\n",
+            args.s3_bucket
+        ));
+    }
+    let server = Server::start(&silt, dir.path(), &config, free_port());
     let pid = server.child.id();
 
     let bodies = Arc::new(bodies);
@@ -281,7 +294,11 @@ fn main() {
     let (status, _) = http(&server.addr, "POST", "/flush", &[], b"").unwrap();
     assert_eq!(status, 204);
     let flush = t1.elapsed().as_secs_f64();
-    let objects = dir_size(&dir.path().join("data/objects"));
+    let objects = if args.s3_endpoint.is_some() {
+        metric(&server.addr, "silt_segment_bytes") as u64
+    } else {
+        dir_size(&dir.path().join("data/objects"))
+    };
     let wal = dir_size(&dir.path().join("data/wal"));
 
     println!(
@@ -317,35 +334,8 @@ fn main() {
         "| query | kind | median ms | min ms | result size |\n| --- | --- | --- | --- | --- |"
     );
     for (name, q) in QUERIES {
-        let metric = name.starts_with("metric");
-        let path = if metric {
-            format!(
-                "/loki/api/v1/query_range?query={}&start={START}&end={END}&step=60",
-                enc(q)
-            )
-        } else {
-            let limit = if name.contains("1000") { 1000 } else { 100 };
-            format!(
-                "/loki/api/v1/query_range?query={}&start={START}&end={END}&limit={limit}",
-                enc(q)
-            )
-        };
-        let mut times = Vec::new();
-        let mut size = 0;
-        for _ in 0..args.runs {
-            let t = Instant::now();
-            let (status, body) = http(
-                &server.addr,
-                "GET",
-                &path,
-                &[("X-Scope-OrgID", "bench-0")],
-                b"",
-            )
-            .unwrap();
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
-            size = body.len();
-        }
+        let limit = if name.contains("1000") { 1000 } else { 100 };
+        let (mut times, size) = timed_runs(&server.addr, &query_path(name, q, limit), args.runs);
         times.sort_by(|a, b| a.total_cmp(b));
         println!(
             "| `{q}` | {name} | {:.1} | {:.1} | {size} B |",
@@ -354,8 +344,99 @@ fn main() {
         );
     }
     scan_speed(&server.addr, &rows_bytes_first_copy, args.runs);
+    if args.s3_endpoint.is_some() {
+        let segments = metric(&server.addr, "silt_segments_written_total");
+        drop(server);
+        object_store_figures(&silt, &config, segments, raw, objects, args.runs);
+        return;
+    }
     println!(
         "\npeak RSS overall: {:.0} MB",
         peak_rss(pid).unwrap_or(0) as f64 / 1e6
     );
+}
+
+/// A value of the server's `/metrics`.
+fn metric(addr: &str, name: &str) -> f64 {
+    let (_, body) = http(addr, "GET", "/metrics", &[], b"").unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// Objects per GB, bucket bytes per raw byte, and query latency from a node that starts
+/// with an empty disk (cold: every segment fetched from the bucket) and then warm.
+fn object_store_figures(
+    silt: &Path,
+    config: &str,
+    segments: f64,
+    raw: usize,
+    bucket_bytes: u64,
+    runs: usize,
+) {
+    let gb = raw as f64 / 1e9;
+    println!("\n## Object store (S3 backend)\n");
+    println!("| figure | value |\n| --- | --- |");
+    println!(
+        "| objects written per GB of raw lines | {:.1} (segment + sidecar each) |",
+        2.0 * segments / gb
+    );
+    println!(
+        "| bucket bytes per raw line byte | {:.3} |",
+        bucket_bytes as f64 / raw.max(1) as f64
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let server = Server::start(silt, dir.path(), config, free_port());
+    println!(
+        "| start-up from the bucket alone (empty disk) | {:.2} s |",
+        t.elapsed().as_secs_f64()
+    );
+    drop(server);
+    println!(
+        "\n### Query latency, cold (first run on a node started with an empty disk) vs warm cache\n"
+    );
+    println!("| query | cold ms | warm median ms |\n| --- | --- | --- |");
+    for (name, q) in QUERIES {
+        // A fresh node per query so every query starts cold.
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(silt, dir.path(), config, free_port());
+        let (mut times, _) = timed_runs(&server.addr, &query_path(name, q, 1000), runs.max(2));
+        let cold = times.remove(0);
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!("| `{q}` | {cold:.1} | {:.1} |", times[times.len() / 2]);
+    }
+}
+
+/// `query_range` over the benchmark window: a step for metric queries, else `limit`.
+fn query_path(name: &str, q: &str, limit: usize) -> String {
+    if name.starts_with("metric") {
+        format!(
+            "/loki/api/v1/query_range?query={}&start={START}&end={END}&step=60",
+            enc(q)
+        )
+    } else {
+        format!(
+            "/loki/api/v1/query_range?query={}&start={START}&end={END}&limit={limit}",
+            enc(q)
+        )
+    }
+}
+
+/// Runs a query `runs` times as tenant `bench-0`: each run's ms, and the response size.
+fn timed_runs(addr: &str, path: &str, runs: usize) -> (Vec<f64>, usize) {
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let (status, body) = http(addr, "GET", path, &[("X-Scope-OrgID", "bench-0")], b"").unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        size = body.len();
+    }
+    (times, size)
 }

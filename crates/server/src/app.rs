@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
-use crate::{push, query};
+use crate::{delete, push, query};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -149,6 +149,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(push_routes)
         .merge(read_routes)
+        .route(
+            "/loki/api/v1/delete",
+            post(delete::create)
+                .put(delete::create)
+                .get(delete::list)
+                .delete(delete::cancel),
+        )
         .route("/ready", get(ready))
         .route("/flush", post(flush))
         .with_state(state)
@@ -164,8 +171,25 @@ async fn flush(State(state): State<Arc<AppState>>) -> Result<StatusCode, ApiErro
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn ready() -> &'static str {
-    "ready"
+/// Ready while pushes can be accepted. A failing object store alone keeps the server
+/// ready (pushes are buffered in the WAL, and taking it out of rotation would stop that);
+/// the body says so. A full WAL makes it unready.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let failing = state.store.object_store_failing();
+    if state.store.wal_full() {
+        let msg = format!(
+            "not ready: WAL is full, pushes are refused; object store: {}\n",
+            failing.as_deref().unwrap_or("ok")
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    }
+    match failing {
+        None => "ready".into_response(),
+        Some(e) => {
+            format!("ready (degraded: object store failing, pushes buffered in the WAL: {e})\n")
+                .into_response()
+        }
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -197,11 +221,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.flush_max_bytes = cfg.storage.flush_max_bytes as usize;
     scfg.flush_max_age = cfg.storage.flush_max_age;
     scfg.zstd_level = cfg.storage.zstd_level;
+    scfg.backend = cfg.storage.backend()?;
+    scfg.wal_max_bytes = cfg.storage.wal_max_size;
+    scfg.cache_max_bytes = cfg.storage.object_store.cache_max_size;
+    scfg.upload_concurrency = cfg.storage.object_store.max_concurrency;
+    scfg.max_retry_backoff = cfg.storage.object_store.retry_max_backoff;
+    scfg.retention = cfg.retention()?;
+    scfg.compaction = silt_storage::Compaction {
+        enabled: cfg.compactor.compaction_enabled,
+        target_size: cfg.compactor.target_segment_size,
+    };
+    scfg.delete_delay = cfg.compactor.retention_delete_delay;
+    scfg.delete_cancel_period = cfg.compactor.delete_request_cancel_period;
     // Check often enough that a short flush_max_age is honoured.
     scfg.flush_check_interval =
         (cfg.storage.flush_max_age / 4).min(std::time::Duration::from_secs(5));
     let store = Store::open(scfg).await?;
     let background = store.spawn_background();
+    let maintenance = store.spawn_maintenance(cfg.compactor.compaction_interval);
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
@@ -212,6 +249,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     background.abort();
+    maintenance.abort();
     tracing::info!("shutting down, flushing head");
     match tokio::time::timeout(grace, store.shutdown()).await {
         Ok(Ok(())) => {}

@@ -21,6 +21,70 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Per-tenant limits (defaults for every tenant).
     pub limits: LimitsConfig,
+    /// Per-tenant overrides of retention limits, keyed by tenant id.
+    pub overrides: std::collections::HashMap<String, TenantOverrides>,
+    /// Background maintenance: retention and compaction.
+    pub compactor: CompactorConfig,
+}
+
+/// Background maintenance settings (Loki's `compactor` block).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactorConfig {
+    /// Time between maintenance passes.
+    #[serde(deserialize_with = "de_duration")]
+    pub compaction_interval: Duration,
+    /// Merge small segments of the same tenant and day.
+    pub compaction_enabled: bool,
+    /// Segments are merged up to about this size.
+    #[serde(deserialize_with = "de_bytes")]
+    pub target_segment_size: u64,
+    /// Delete data past its retention (see `limits.retention_period`).
+    pub retention_enabled: bool,
+    /// How long replaced or expired objects stay for queries already running.
+    #[serde(deserialize_with = "de_duration")]
+    pub retention_delete_delay: Duration,
+    /// Delete requests can be cancelled this long, then they are applied to stored data.
+    #[serde(deserialize_with = "de_duration")]
+    pub delete_request_cancel_period: Duration,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        CompactorConfig {
+            compaction_interval: Duration::from_secs(600),
+            compaction_enabled: true,
+            target_segment_size: 128 << 20,
+            retention_enabled: false,
+            retention_delete_delay: Duration::from_secs(120),
+            delete_request_cancel_period: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One `retention_stream` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionStreamConfig {
+    /// Stream selector, e.g. `{namespace="dev"}`.
+    pub selector: String,
+    /// Highest priority among matching rules wins.
+    #[serde(default)]
+    pub priority: u32,
+    /// Retention of matching streams.
+    #[serde(deserialize_with = "de_duration")]
+    pub period: Duration,
+}
+
+/// Per-tenant overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantOverrides {
+    /// Overrides `limits.retention_period`.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub retention_period: Option<Duration>,
+    /// Replaces `limits.retention_stream` for this tenant.
+    pub retention_stream: Option<Vec<RetentionStreamConfig>>,
 }
 
 /// HTTP server settings.
@@ -52,6 +116,146 @@ pub struct StorageConfig {
     pub flush_max_age: Duration,
     /// zstd level of segment pages (1–22).
     pub zstd_level: i32,
+    /// Refuse pushes (503) once the WAL holds this much; 0 disables the cap. The WAL only
+    /// grows past a few flushes' worth when the object store is failing.
+    #[serde(deserialize_with = "de_bytes")]
+    pub wal_max_size: u64,
+    /// Where segments are stored.
+    pub object_store: ObjectStoreConfig,
+}
+
+/// Object store settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectStoreConfig {
+    /// `local` (`<data_dir>/objects`) or `s3`.
+    pub backend: BackendKind,
+    /// Most concurrent requests (uploads, downloads, lists) towards the object store.
+    pub max_concurrency: usize,
+    /// Size cap of the local cache of segment files (remote backends).
+    #[serde(deserialize_with = "de_bytes")]
+    pub cache_max_size: u64,
+    /// Longest wait between retries of a failed segment upload (backoff doubles up to it).
+    #[serde(deserialize_with = "de_duration")]
+    pub retry_max_backoff: Duration,
+    /// S3 settings (backend `s3`).
+    pub s3: S3Settings,
+}
+
+/// Object store backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The local filesystem.
+    #[default]
+    Local,
+    /// S3 or an S3-compatible server.
+    S3,
+}
+
+/// S3 settings. Unset credentials fall back to `AWS_*` variables, web identity, or instance metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region.
+    pub region: String,
+    /// Endpoint URL of an S3-compatible server (empty: AWS).
+    pub endpoint: String,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    /// Path-style requests (`endpoint/bucket/key`), needed by most S3-compatible servers.
+    pub force_path_style: bool,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token.
+    pub session_token: String,
+    /// File holding the access key id (e.g. a mounted secret); overrides `access_key_id`.
+    pub access_key_id_file: PathBuf,
+    /// File holding the secret access key; overrides `secret_access_key`.
+    pub secret_access_key_file: PathBuf,
+    /// Time one request may take.
+    #[serde(deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
+    /// Retries of one request (with backoff) inside the S3 client.
+    pub max_retries: usize,
+}
+
+impl Default for ObjectStoreConfig {
+    fn default() -> Self {
+        ObjectStoreConfig {
+            backend: BackendKind::Local,
+            max_concurrency: 8,
+            cache_max_size: 10 << 30,
+            retry_max_backoff: Duration::from_secs(60),
+            s3: S3Settings::default(),
+        }
+    }
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            endpoint: String::new(),
+            prefix: String::new(),
+            force_path_style: false,
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            session_token: String::new(),
+            access_key_id_file: PathBuf::new(),
+            secret_access_key_file: PathBuf::new(),
+            request_timeout: Duration::from_secs(30),
+            max_retries: 3,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The storage engine's backend, reading credential files.
+    pub fn backend(&self) -> Result<silt_storage::Backend, ConfigError> {
+        let o = &self.object_store;
+        if o.backend == BackendKind::Local {
+            return Ok(silt_storage::Backend::Local);
+        }
+        let s = &o.s3;
+        let read = |key: &'static str, path: &PathBuf, inline: &str| {
+            if path.as_os_str().is_empty() {
+                return Ok((!inline.is_empty()).then(|| inline.to_string()));
+            }
+            std::fs::read_to_string(path)
+                .map(|v| Some(v.trim().to_string()))
+                .map_err(|e| ConfigError::Invalid {
+                    key,
+                    msg: format!("cannot read {}: {e}", path.display()),
+                })
+        };
+        let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        Ok(silt_storage::Backend::S3(silt_storage::S3Config {
+            bucket: s.bucket.clone(),
+            region: s.region.clone(),
+            endpoint: opt(&s.endpoint),
+            prefix: s.prefix.clone(),
+            path_style: s.force_path_style,
+            access_key_id: read(
+                "storage.object_store.s3.access_key_id_file",
+                &s.access_key_id_file,
+                &s.access_key_id,
+            )?,
+            secret_access_key: read(
+                "storage.object_store.s3.secret_access_key_file",
+                &s.secret_access_key_file,
+                &s.secret_access_key,
+            )?,
+            session_token: opt(&s.session_token),
+            request_timeout: s.request_timeout,
+            max_retries: s.max_retries,
+        }))
+    }
 }
 
 /// Limits, with Loki's defaults and names.
@@ -109,6 +313,11 @@ pub struct LimitsConfig {
     pub query_timeout: Duration,
     /// Threads one query may use (time slices run in parallel); 0 = one per core.
     pub max_query_parallelism: usize,
+    /// Data older than this is deleted (when `compactor.retention_enabled`); 0 keeps forever.
+    #[serde(deserialize_with = "de_duration")]
+    pub retention_period: Duration,
+    /// Per-stream retention by selector; the highest priority matching rule wins.
+    pub retention_stream: Vec<RetentionStreamConfig>,
 }
 
 impl Default for Config {
@@ -119,6 +328,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
+            overrides: Default::default(),
+            compactor: CompactorConfig::default(),
         }
     }
 }
@@ -141,6 +352,8 @@ impl Default for StorageConfig {
             flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(15 * 60),
             zstd_level: 6,
+            wal_max_size: 0,
+            object_store: ObjectStoreConfig::default(),
         }
     }
 }
@@ -171,6 +384,8 @@ impl Default for LimitsConfig {
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
             max_query_parallelism: 0,
+            retention_period: Duration::from_secs(168 * 3600),
+            retention_stream: Vec::new(),
         }
     }
 }
@@ -281,6 +496,24 @@ impl Config {
         if self.storage.flush_max_age < Duration::from_secs(1) {
             return bad("storage.flush_max_age", "must be at least 1s");
         }
+        let o = &self.storage.object_store;
+        if o.max_concurrency == 0 {
+            return bad("storage.object_store.max_concurrency", "must be positive");
+        }
+        if o.backend == BackendKind::S3 {
+            if o.s3.bucket.is_empty() {
+                return bad(
+                    "storage.object_store.s3.bucket",
+                    "must be set for backend s3",
+                );
+            }
+            if o.s3.request_timeout.is_zero() {
+                return bad(
+                    "storage.object_store.s3.request_timeout",
+                    "must be positive",
+                );
+            }
+        }
         let l = &self.limits;
         if l.ingestion_rate_mb <= 0.0 || l.ingestion_burst_size_mb <= 0.0 {
             return bad(
@@ -300,7 +533,64 @@ impl Config {
         if l.max_recv_msg_size == 0 {
             return bad("limits.max_recv_msg_size", "must be positive");
         }
+        self.retention()?;
+        if self.compactor.compaction_interval.is_zero() {
+            return bad("compactor.compaction_interval", "must be positive");
+        }
         Ok(())
+    }
+}
+
+fn stream_rules(
+    key: &'static str,
+    rules: &[RetentionStreamConfig],
+) -> Result<Vec<silt_storage::StreamRule>, ConfigError> {
+    rules
+        .iter()
+        .map(|r| {
+            let invalid = |msg: String| ConfigError::Invalid { key, msg };
+            let matchers = match silt_logql::parse(&r.selector) {
+                Ok(silt_logql::ast::Expr::Log(e)) if e.pipeline.is_empty() => e.selector,
+                Ok(_) => {
+                    return Err(invalid(format!(
+                        "{:?} must be a stream selector only",
+                        r.selector
+                    )))
+                }
+                Err(e) => return Err(invalid(format!("{:?}: {e}", r.selector))),
+            };
+            Ok(silt_storage::StreamRule {
+                matchers,
+                priority: r.priority,
+                period: r.period,
+            })
+        })
+        .collect()
+}
+
+impl Config {
+    /// The storage engine's retention settings (selectors parsed).
+    pub fn retention(&self) -> Result<silt_storage::Retention, ConfigError> {
+        let mut tenants = std::collections::HashMap::new();
+        for (t, o) in &self.overrides {
+            let streams = match &o.retention_stream {
+                Some(r) => Some(stream_rules("overrides.retention_stream", r)?),
+                None => None,
+            };
+            tenants.insert(
+                t.clone(),
+                silt_storage::TenantRetention {
+                    period: o.retention_period,
+                    streams,
+                },
+            );
+        }
+        Ok(silt_storage::Retention {
+            enabled: self.compactor.retention_enabled,
+            period: self.limits.retention_period,
+            streams: stream_rules("limits.retention_stream", &self.limits.retention_stream)?,
+            tenants,
+        })
     }
 }
 
@@ -381,6 +671,10 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         NumOrStr::Num(n) => Err(serde::de::Error::custom(format!("negative duration {n}"))),
         NumOrStr::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
 }
 
 fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

@@ -6,6 +6,7 @@
 
 mod app;
 pub mod config;
+mod delete;
 pub mod encode;
 mod limiter;
 pub mod metrics;

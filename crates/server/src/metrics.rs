@@ -194,6 +194,56 @@ impl Collector for StoreCollector {
             "Raw bytes held by segments",
             raw as i64,
         )?;
+        let objects = self.0.objects();
+        let h = &objects.health;
+        gauge(
+            &mut enc,
+            "silt_object_store_up",
+            "1 while the last object store request succeeded, 0 while it is failing",
+            i64::from(h.failing().is_none()),
+        )?;
+        counter(
+            &mut enc,
+            "silt_object_store_requests",
+            "Object store requests that succeeded",
+            ld(&h.requests),
+        )?;
+        counter(
+            &mut enc,
+            "silt_object_store_errors",
+            "Object store requests that failed (after client retries)",
+            ld(&h.errors),
+        )?;
+        gauge(
+            &mut enc,
+            "silt_flush_failing_attempts",
+            "Consecutive failed flush attempts (segments waiting in the WAL)",
+            ld(&m.flush_failing_attempts) as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "silt_wal_bytes",
+            "Bytes in the WAL",
+            ld(&m.wal_bytes) as i64,
+        )?;
+        counter(
+            &mut enc,
+            "silt_wal_full_refusals",
+            "Pushes refused because the WAL reached storage.wal_max_size",
+            ld(&m.wal_full_refusals),
+        )?;
+        gauge(
+            &mut enc,
+            "silt_cache_bytes",
+            "Bytes of segment files in the local cache",
+            objects.cache_bytes() as i64,
+        )?;
+        counter(
+            &mut enc,
+            "silt_cache_misses",
+            "Segment files fetched from the object store into the cache",
+            ld(&objects.cache_misses),
+        )?;
         Ok(())
     }
 }

@@ -174,10 +174,24 @@ async fn push(
                 k
             });
         }
-        state.store.append(&tenant, streams).await.map_err(|e| {
-            tracing::error!(error = %e, %tenant, "push not persisted");
-            ApiError::new(500, format!("failed to persist push: {e}"))
-        })?;
+        state
+            .store
+            .append(&tenant, streams)
+            .await
+            .map_err(|e| match e {
+                // Clients retry 503: the data is refused, not lost.
+                silt_storage::Error::WalFull { .. } => ApiError::new(503, e.to_string()),
+                silt_storage::Error::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                    ApiError::new(
+                        503,
+                        format!("WAL disk is full, push refused (nothing was written): {e}"),
+                    )
+                }
+                _ => {
+                    tracing::error!(error = %e, %tenant, "push not persisted");
+                    ApiError::new(500, format!("failed to persist push: {e}"))
+                }
+            })?;
         if over_limit > 0 {
             state
                 .metrics

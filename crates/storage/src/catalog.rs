@@ -63,6 +63,26 @@ impl Catalog {
         t.segments.insert(pos, meta);
     }
 
+    /// Unregisters segments of `tenant` (replaced or deleted). The WAL coverage stays.
+    pub fn remove(&mut self, tenant: &str, ids: &[&str]) {
+        let Some(t) = self.tenants.get_mut(tenant) else {
+            return;
+        };
+        let wal_through = t.wal_through;
+        let keep: Vec<_> = t
+            .segments
+            .drain(..)
+            .filter(|s| !ids.contains(&s.id.as_str()))
+            .collect();
+        *t = TenantCatalog::default();
+        for s in keep {
+            self.add(s);
+        }
+        if let Some(t) = self.tenants.get_mut(tenant) {
+            t.wal_through = t.wal_through.max(wal_through);
+        }
+    }
+
     /// Streams of `tenant` matching all `matchers` with data overlapping `[start, end)`.
     pub fn streams(
         &self,

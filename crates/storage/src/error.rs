@@ -22,6 +22,16 @@ pub enum Error {
     /// Invalid settings.
     #[error("config: {0}")]
     Config(String),
+    /// The WAL reached its disk cap because segments cannot be written out.
+    #[error("WAL is full ({used} of {cap} bytes) because flushed data cannot be uploaded to the object store ({cause}); retry later")]
+    WalFull {
+        /// Bytes in the WAL.
+        used: u64,
+        /// The configured cap.
+        cap: u64,
+        /// Why the WAL is not draining.
+        cause: String,
+    },
     /// The store is shutting down.
     #[error("storage is shutting down")]
     ShuttingDown,

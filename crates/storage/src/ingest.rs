@@ -144,12 +144,23 @@ fn commit(
         .wal_sync_nanos
         .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     metrics.wal_syncs.fetch_add(1, Ordering::Relaxed);
+    if res.is_ok() {
+        let written: usize = payloads.iter().map(|p| p.len() + 8).sum();
+        metrics
+            .wal_bytes
+            .fetch_add(written as u64, Ordering::Relaxed);
+    }
     if let Err(e) = res {
         metrics.wal_errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!(error = %e, "wal write failed, rejecting pushes");
         let msg = e.to_string();
+        // Keep the kind so the HTTP layer can tell a full disk from other failures.
+        let kind = match &e {
+            Error::Io(io) => io.kind(),
+            _ => std::io::ErrorKind::Other,
+        };
         for (_, _, done) in appends.drain(..) {
-            let _ = done.send(Err(Error::Io(std::io::Error::other(msg.clone()))));
+            let _ = done.send(Err(Error::Io(std::io::Error::new(kind, msg.clone()))));
         }
         return;
     }
@@ -183,6 +194,7 @@ fn rotate(wal: &mut WalWriter, active: &Mutex<Head>, state: &RwLock<State>) -> R
     st.frozen.push(Arc::new(Frozen {
         head: Mutex::new(old),
         wal_through: closed,
+        persisted: Default::default(),
     }));
     Ok(())
 }

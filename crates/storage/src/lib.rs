@@ -16,24 +16,28 @@
 
 mod catalog;
 pub mod codec;
+mod deletes;
 mod error;
 pub mod head;
 mod ingest;
+mod lifecycle;
 mod objects;
 mod read;
 pub mod segment;
 pub mod wal;
 
 pub use catalog::{Bounds, Catalog};
+pub use deletes::{DeleteFilter, DeleteRequest, DeleteStatus, LineOp};
 pub use error::{Error, Result};
 pub use head::AppendStats;
-pub use objects::Objects;
+pub use lifecycle::{Compaction, PassReport, Retention, StreamRule, TenantRetention};
+pub use objects::{Backend, Health, Objects, S3Config};
 pub use read::{IndexStats, StoreSource};
 
 use head::Head;
 use parking_lot::{Mutex, RwLock};
 use segment::{FileMeta, SegmentMeta};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +58,25 @@ pub struct StoreConfig {
     pub flush_check_interval: Duration,
     /// zstd level for segment pages.
     pub zstd_level: i32,
+    /// Where segments live.
+    pub backend: Backend,
+    /// Largest size of the local segment cache (remote backends).
+    pub cache_max_bytes: u64,
+    /// Most concurrent requests towards the object store.
+    pub upload_concurrency: usize,
+    /// Refuse pushes once the WAL holds this many bytes (0: no cap). The WAL grows when
+    /// segments cannot be uploaded; the cap keeps the disk from filling up.
+    pub wal_max_bytes: u64,
+    /// Longest wait between flush retries after a failure (backoff doubles up to it).
+    pub max_retry_backoff: Duration,
+    /// Retention rules.
+    pub retention: Retention,
+    /// Compaction of small segments.
+    pub compaction: Compaction,
+    /// How long replaced objects stay readable for queries already in flight.
+    pub delete_delay: Duration,
+    /// Delete requests can be cancelled this long; then they are applied to segments.
+    pub delete_cancel_period: Duration,
 }
 
 impl StoreConfig {
@@ -66,6 +89,15 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(15 * 60),
             flush_check_interval: Duration::from_secs(5),
             zstd_level: 6,
+            backend: Backend::Local,
+            cache_max_bytes: 10 << 30,
+            upload_concurrency: 8,
+            wal_max_bytes: 0,
+            max_retry_backoff: Duration::from_secs(60),
+            retention: Retention::default(),
+            compaction: Compaction::default(),
+            delete_delay: Duration::from_secs(120),
+            delete_cancel_period: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -75,6 +107,8 @@ pub(crate) struct Frozen {
     head: Mutex<Head>,
     /// Highest WAL file whose records are all in this head (or older ones).
     wal_through: u64,
+    /// Tenants already written out, so a retried flush does not upload them twice.
+    persisted: Mutex<HashSet<String>>,
 }
 
 /// What queries see: frozen heads and committed segments, swapped atomically.
@@ -103,6 +137,12 @@ pub struct StoreMetrics {
     pub segments_written: AtomicU64,
     /// Segment flush failures.
     pub flush_errors: AtomicU64,
+    /// Bytes in the WAL directory.
+    pub wal_bytes: AtomicU64,
+    /// Pushes refused because the WAL reached `wal_max_bytes`.
+    pub wal_full_refusals: AtomicU64,
+    /// Consecutive failed flush attempts (0 when the last one succeeded).
+    pub flush_failing_attempts: AtomicU64,
 }
 
 /// The storage engine.
@@ -116,6 +156,11 @@ pub struct Store {
     file_meta: Mutex<HashMap<String, FileMeta>>,
     flush_lock: tokio::sync::Mutex<()>,
     flush_wakeup: tokio::sync::Notify,
+    maint_lock: tokio::sync::Mutex<()>,
+    /// Replaced objects to delete once no query can still be reading them.
+    deferred: Mutex<Vec<(Instant, String)>>,
+    /// Delete requests of every tenant, applied at query time until cancelled.
+    deletes: RwLock<Vec<Arc<deletes::Compiled>>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<StoreMetrics>,
 }
@@ -123,7 +168,13 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store: loads the index, replays the WAL, starts the ingest thread.
     pub async fn open(cfg: StoreConfig) -> Result<Arc<Store>> {
-        let objects = Objects::local(&cfg.data_dir.join("objects"), &cfg.data_dir.join("cache"))?;
+        let cache = cfg.data_dir.join("cache");
+        let objects = match &cfg.backend {
+            Backend::Local => Objects::local(&cfg.data_dir.join("objects"), &cache)?,
+            Backend::S3(s3) => {
+                Objects::s3(s3, &cache, cfg.cache_max_bytes, cfg.upload_concurrency)?
+            }
+        };
         Store::open_with(cfg, objects).await
     }
 
@@ -131,15 +182,43 @@ impl Store {
     pub async fn open_with(cfg: StoreConfig, objects: Objects) -> Result<Arc<Store>> {
         let wal_dir = cfg.data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
-        let mut catalog = Catalog::default();
+        let mut metas = Vec::new();
+        let mut delete_reqs = Vec::new();
         for path in objects.list("tenants").await? {
+            if path.contains("/deletes/") && path.ends_with(".json") {
+                if let Some(data) = objects.get_opt(&path).await? {
+                    let req: DeleteRequest = serde_json::from_slice(&data)?;
+                    delete_reqs.push(Arc::new(deletes::Compiled::new(req)?));
+                }
+                continue;
+            }
             if !path.ends_with(".index.json") {
                 continue;
             }
-            let meta: SegmentMeta = serde_json::from_slice(&objects.get(&path).await?)?;
-            catalog.add(Arc::new(meta));
+            // Listed but gone: deleted by a concurrent or interrupted rewrite.
+            if let Some(data) = objects.get_opt(&path).await? {
+                metas.push(serde_json::from_slice::<SegmentMeta>(&data)?);
+            }
+        }
+        // Segments superseded by a committed rewrite: skip them and finish their deletion.
+        let replaced: HashSet<(String, String)> = metas
+            .iter()
+            .flat_map(|m| m.replaces.iter().map(|r| (m.tenant.clone(), r.clone())))
+            .collect();
+        let mut catalog = Catalog::default();
+        let mut leftovers = Vec::new();
+        for meta in metas {
+            if replaced.contains(&(meta.tenant.clone(), meta.id.clone())) {
+                leftovers.push((Instant::now(), meta.index_path()));
+                leftovers.push((Instant::now(), meta.data_path()));
+            } else {
+                catalog.add(Arc::new(meta));
+            }
         }
         let metrics = Arc::new(StoreMetrics::default());
+        metrics
+            .wal_bytes
+            .store(wal::disk_bytes(&wal_dir)?, Ordering::Relaxed);
         let active = Arc::new(Mutex::new(Head::default()));
         let replay = {
             let covered: HashMap<String, u64> = catalog
@@ -181,6 +260,9 @@ impl Store {
             file_meta: Mutex::new(HashMap::new()),
             flush_lock: tokio::sync::Mutex::new(()),
             flush_wakeup: tokio::sync::Notify::new(),
+            maint_lock: tokio::sync::Mutex::new(()),
+            deferred: Mutex::new(leftovers),
+            deletes: RwLock::new(delete_reqs),
             metrics,
         }))
     }
@@ -191,6 +273,19 @@ impl Store {
         tenant: &str,
         streams: Vec<codec::StreamBatch>,
     ) -> Result<AppendStats> {
+        let cap = self.cfg.wal_max_bytes;
+        let used = self.metrics.wal_bytes.load(Ordering::Relaxed);
+        if cap > 0 && used >= cap {
+            self.metrics
+                .wal_full_refusals
+                .fetch_add(1, Ordering::Relaxed);
+            let cause = self
+                .objects
+                .health
+                .failing()
+                .unwrap_or_else(|| "flushes are failing or behind".into());
+            return Err(Error::WalFull { used, cap, cause });
+        }
         let stats = self.ingest.append(tenant, streams).await?;
         // Wake the flusher as soon as the head is full rather than at its next tick, so a
         // fast ingest cannot grow the head far past `flush_max_bytes` between checks.
@@ -232,19 +327,59 @@ impl Store {
         self.state.read().catalog.totals()
     }
 
-    /// Runs the flush loop until the process ends.
+    /// The object store's last error while it is failing.
+    pub fn object_store_failing(&self) -> Option<String> {
+        self.objects.health.failing()
+    }
+
+    /// The object backend (health counters, cache size).
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    /// Whether the WAL reached its cap (pushes are refused).
+    pub fn wal_full(&self) -> bool {
+        self.cfg.wal_max_bytes > 0
+            && self.metrics.wal_bytes.load(Ordering::Relaxed) >= self.cfg.wal_max_bytes
+    }
+
+    /// Runs the flush loop until the process ends. A failed flush is retried with
+    /// exponential backoff (from the check interval up to `max_retry_backoff`); the data
+    /// stays in the WAL and in memory meanwhile.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             let start = Instant::now();
+            let mut wait = store.cfg.flush_check_interval;
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(store.cfg.flush_check_interval) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = store.flush_wakeup.notified() => {}
                 }
-                if let Err(e) = store.maybe_flush(start).await {
-                    store.metrics.flush_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "flush failed, will retry");
+                match store.maybe_flush(start).await {
+                    Ok(()) => {
+                        wait = store.cfg.flush_check_interval;
+                        store
+                            .metrics
+                            .flush_failing_attempts
+                            .store(0, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        store.metrics.flush_errors.fetch_add(1, Ordering::Relaxed);
+                        let n = store
+                            .metrics
+                            .flush_failing_attempts
+                            .fetch_add(1, Ordering::Relaxed);
+                        wait = (store.cfg.flush_check_interval
+                            * 2u32.saturating_pow(n.min(16) as u32 + 1))
+                        .min(
+                            store
+                                .cfg
+                                .max_retry_backoff
+                                .max(store.cfg.flush_check_interval),
+                        );
+                        tracing::error!(error = %e, retry_in = ?wait, "flush failed, data stays in the WAL");
+                    }
                 }
             }
         })
@@ -281,15 +416,22 @@ impl Store {
             // Older frozen heads are all persisted (we go oldest first), so their WAL can go.
             let dir = self.cfg.data_dir.join("wal");
             let through = frozen.wal_through;
-            tokio::task::spawn_blocking(move || wal::remove_through(&dir, through))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
+            let bytes = tokio::task::spawn_blocking(move || {
+                wal::remove_through(&dir, through)?;
+                wal::disk_bytes(&dir)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+            self.metrics.wal_bytes.store(bytes, Ordering::Relaxed);
         }
     }
 
     async fn persist(&self, frozen: &Arc<Frozen>) -> Result<()> {
         let tenants: Vec<String> = frozen.head.lock().tenants.keys().cloned().collect();
         for tenant in tenants {
+            if frozen.persisted.lock().contains(&tenant) {
+                continue;
+            }
             let f = frozen.clone();
             let level = self.cfg.zstd_level;
             let id = new_segment_id();
@@ -306,6 +448,7 @@ impl Store {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
             let Some((data, meta)) = encoded else {
+                frozen.persisted.lock().insert(tenant);
                 continue;
             };
             // Data first, then the index: an index object means a complete segment.
@@ -318,12 +461,65 @@ impl Store {
                 .fetch_add(1, Ordering::Relaxed);
             tracing::info!(tenant = %meta.tenant, segment = %meta.id, rows = meta.rows, size = meta.size, "segment written");
             let meta = Arc::new(meta);
+            frozen.persisted.lock().insert(tenant);
             let mut st = self.state.write();
             st.catalog.add(meta);
             // The frozen head keeps serving this tenant until the whole head is persisted;
             // read-time dedup hides the overlap.
         }
         Ok(())
+    }
+
+    /// Stores a delete request; from now on queries no longer return what it matches.
+    pub async fn add_delete(&self, req: DeleteRequest) -> Result<()> {
+        let compiled = Arc::new(deletes::Compiled::new(req)?);
+        self.objects
+            .put(&compiled.req.path(), serde_json::to_vec(&compiled.req)?)
+            .await?;
+        self.deletes.write().push(compiled);
+        Ok(())
+    }
+
+    /// Delete requests of `tenant`, oldest first.
+    pub fn list_deletes(&self, tenant: &str) -> Vec<DeleteRequest> {
+        let mut v: Vec<_> = self
+            .deletes
+            .read()
+            .iter()
+            .filter(|d| d.req.user_id == tenant)
+            .map(|d| d.req.clone())
+            .collect();
+        v.sort_by_key(|d| d.created_at);
+        v
+    }
+
+    /// Cancels a request not yet processed: `Ok(None)` if unknown, `Ok(Some(false))` if
+    /// it was already applied to segments (too late), `Ok(Some(true))` when cancelled.
+    pub async fn cancel_delete(&self, tenant: &str, id: &str) -> Result<Option<bool>> {
+        let _guard = self.maint_lock.lock().await;
+        let found = self
+            .deletes
+            .read()
+            .iter()
+            .find(|d| d.req.user_id == tenant && d.req.request_id == id)
+            .cloned();
+        let Some(d) = found else { return Ok(None) };
+        if d.req.status != DeleteStatus::Received {
+            return Ok(Some(false));
+        }
+        self.objects.delete(&d.req.path()).await?;
+        self.deletes.write().retain(|x| !Arc::ptr_eq(x, &d));
+        Ok(Some(true))
+    }
+
+    /// Delete requests of `tenant` (for the read path).
+    pub(crate) fn tenant_deletes(&self, tenant: &str) -> Vec<Arc<deletes::Compiled>> {
+        self.deletes
+            .read()
+            .iter()
+            .filter(|d| d.req.user_id == tenant)
+            .cloned()
+            .collect()
     }
 
     /// Stops the ingest thread without flushing (unflushed data stays in the WAL).
@@ -346,7 +542,7 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-fn new_segment_id() -> String {
+pub(crate) fn new_segment_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let salt = xxhash_rust::xxh3::xxh3_64(

@@ -185,7 +185,7 @@ impl Store {
         out
     }
 
-    fn read_segment(
+    pub(crate) fn read_segment(
         &self,
         meta: &SegmentMeta,
         wanted: &[usize],
@@ -296,14 +296,30 @@ pub struct StoreSource(pub Arc<Store>);
 
 impl LogSource for StoreSource {
     fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {
-        let plan = self.0.plan(req);
+        // Pending deletes hide what they match; line filters need the lines.
+        let deletes = self.0.tenant_deletes(req.tenant);
+        let lines = req.lines || deletes.iter().any(|d| d.needs_lines());
+        let plan = self.0.plan(&SelectRequest { lines, ..*req });
         let mut streams: Vec<_> = plan.into_iter().collect();
         streams.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(streams
             .into_iter()
-            .map(|(labels, parts)| StreamCursor {
-                labels,
-                entries: Box::new(MergeCursor::new(self.0.clone(), parts, req.direction)),
+            .map(|(labels, parts)| {
+                let cursor = MergeCursor::new(self.0.clone(), parts, req.direction);
+                let ds: Vec<_> = deletes
+                    .iter()
+                    .filter(|d| d.touches(&labels, req.start, req.end))
+                    .cloned()
+                    .collect();
+                let entries: Box<dyn Iterator<Item = _> + Send> = if ds.is_empty() {
+                    Box::new(cursor)
+                } else {
+                    Box::new(cursor.filter(move |e| {
+                        e.as_ref()
+                            .map_or(true, |e| !ds.iter().any(|d| d.deletes(e)))
+                    }))
+                };
+                StreamCursor { labels, entries }
             })
             .collect())
     }

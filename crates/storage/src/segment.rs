@@ -76,6 +76,10 @@ pub struct SegmentMeta {
     pub wal_through: u64,
     /// Streams sorted by labels.
     pub streams: Vec<SegmentStream>,
+    /// Ids of the segments this one supersedes (compaction, retention, deletes); they are
+    /// ignored and removed when found at start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
 }
 
 impl SegmentMeta {
@@ -196,6 +200,7 @@ pub fn encode(
         size: 0,
         wal_through,
         streams: table,
+        replaces: Vec::new(),
     };
     writer.append_key_value_metadata(KeyValue::new(
         "silt.segment".to_string(),

@@ -6,7 +6,7 @@
 
 use crate::{Error, Result};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"SILTWAL1";
@@ -93,7 +93,10 @@ impl WalWriter {
                 Ok(())
             }
             Err(e) => {
+                // Also move the cursor back: writing past the cut would leave a zero-filled
+                // hole that replays as garbage records.
                 let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(SeekFrom::Start(self.len));
                 Err(Error::Io(e))
             }
         }
@@ -116,6 +119,15 @@ impl WalWriter {
     pub fn is_empty(&self) -> bool {
         self.len <= MAGIC.len() as u64
     }
+}
+
+/// Total size of the WAL files in `dir`.
+pub fn disk_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for seq in list(dir)? {
+        total += fs::metadata(dir.join(file_name(seq)))?.len();
+    }
+    Ok(total)
 }
 
 /// Deletes WAL files with sequence `<= through`.

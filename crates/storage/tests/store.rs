@@ -108,3 +108,156 @@ async fn append_flush_reopen() {
         .unwrap();
     assert_eq!(got, want);
 }
+
+fn ago(d: std::time::Duration) -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+        - d.as_nanos() as i64
+}
+
+async fn read(store: &Arc<Store>, app: &'static str) -> Vec<(i64, String)> {
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || read_all(&s, "t", app, Direction::Forward))
+        .await
+        .unwrap()
+}
+
+fn segment_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("objects/tenants/t/segments"))
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_exactly_what_is_past_its_period() {
+    use silt_storage::{Retention, StreamRule, TenantRetention};
+    use std::time::Duration;
+    let h = Duration::from_secs(3600);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.compaction.enabled = false;
+    cfg.delete_delay = Duration::ZERO;
+    cfg.retention = Retention {
+        enabled: true,
+        period: 2 * h,
+        streams: vec![StreamRule {
+            matchers: vec![LabelMatcher::new("app", MatchOp::Eq, "short").unwrap()],
+            priority: 1,
+            period: h,
+        }],
+        // Tenant "other" keeps everything for 24h and has no stream rules of its own.
+        tenants: [(
+            "other".to_string(),
+            TenantRetention {
+                period: Some(24 * h),
+                streams: Some(vec![]),
+            },
+        )]
+        .into(),
+    };
+    assert_eq!(
+        cfg.retention
+            .period("other", &Labels::from_pairs([("app", "short")])),
+        Some(24 * h)
+    );
+    let store = Store::open(cfg.clone()).await.unwrap();
+    let short = Labels::from_pairs([("app", "short")]);
+    let long = Labels::from_pairs([("app", "long")]);
+    let m = Duration::from_secs(60);
+    // Segment 1: everything expired, deleted whole.
+    let (l3h, s90) = (ago(180 * m), ago(90 * m));
+    store
+        .append(
+            "t",
+            vec![
+                (long.clone(), vec![entry(l3h, "long 3h")]),
+                (short.clone(), vec![entry(s90, "short 90m")]),
+            ],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    // Segment 2: mixed, rewritten without the expired rows.
+    let (l90, s70, s30) = (ago(90 * m), ago(70 * m), ago(30 * m));
+    store
+        .append(
+            "t",
+            vec![
+                (long.clone(), vec![entry(l90, "long 90m")]),
+                (
+                    short.clone(),
+                    vec![entry(s70, "short 70m"), entry(s30, "short 30m")],
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    // Segment 3: nothing expired, untouched.
+    let s10 = ago(10 * m);
+    store
+        .append("t", vec![(short.clone(), vec![entry(s10, "short 10m")])])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(segment_files(dir.path()), 3);
+
+    let r = store.run_maintenance().await.unwrap();
+    assert_eq!((r.segments_deleted, r.segments_trimmed), (1, 1), "{r:?}");
+    let want_long = vec![(l90, "long 90m".to_string())];
+    let want_short = vec![
+        (s30, "short 30m".to_string()),
+        (s10, "short 10m".to_string()),
+    ];
+    assert_eq!(read(&store, "long").await, want_long);
+    assert_eq!(read(&store, "short").await, want_short);
+    assert_eq!(segment_files(dir.path()), 2);
+    // Nothing more to do; and a reopened store sees the same.
+    let r = store.run_maintenance().await.unwrap();
+    assert_eq!(r.segments_deleted + r.segments_trimmed, 0, "{r:?}");
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = Store::open(cfg).await.unwrap();
+    assert_eq!(read(&store, "long").await, want_long);
+    assert_eq!(read(&store, "short").await, want_short);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_small_segments_with_identical_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.delete_delay = std::time::Duration::ZERO;
+    let store = Store::open(cfg.clone()).await.unwrap();
+    let base = ago(std::time::Duration::from_secs(600));
+    for round in 0..5i64 {
+        let mut streams = Vec::new();
+        for app in ["a", "b"] {
+            let es = (0..100)
+                .map(|i| entry(base + round * 1000 + i, &format!("{app} r{round} i{i}")))
+                .collect();
+            streams.push((Labels::from_pairs([("app", app)]), es));
+        }
+        store.append("t", streams).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    assert_eq!(segment_files(dir.path()), 5);
+    let before = (read(&store, "a").await, read(&store, "b").await);
+    assert_eq!(before.0.len(), 500);
+    let r = store.run_maintenance().await.unwrap();
+    assert_eq!((r.segments_merged, r.segments_written), (5, 1), "{r:?}");
+    assert_eq!(segment_files(dir.path()), 1);
+    assert_eq!((read(&store, "a").await, read(&store, "b").await), before);
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = Store::open(cfg).await.unwrap();
+    assert_eq!(store.segment_totals().0, 1);
+    assert_eq!((read(&store, "a").await, read(&store, "b").await), before);
+}

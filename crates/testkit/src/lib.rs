@@ -26,6 +26,17 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Starts `bin server` with `config` (YAML text) and waits for `/ready`.
     pub fn start(bin: &Path, data_dir: &Path, config: &str, port: u16) -> Server {
+        Server::start_env(bin, data_dir, config, port, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g. `SILT_FAILPOINT`).
+    pub fn start_env(
+        bin: &Path,
+        data_dir: &Path,
+        config: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Server {
         let cfg_path = data_dir.join("silt-test.yaml");
         std::fs::create_dir_all(data_dir).unwrap();
         std::fs::write(&cfg_path, config).unwrap();
@@ -36,6 +47,7 @@ impl Server {
             .args(["--listen", &addr, "--data-dir"])
             .arg(data_dir.join("data"))
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,407 @@
+//! Data lifecycle: retention and compaction, both built on one crash-safe rewrite.
+//!
+//! A rewrite reads some segments of a tenant, keeps the rows a predicate accepts, and
+//! commits the result as one new segment whose sidecar lists the ids it `replaces`:
+//!
+//! 1. put the new Parquet object, 2. put its sidecar (the commit point),
+//! 3. swap the catalog in memory, 4. after `delete_delay` (queries in flight may still
+//!    read the old objects) delete the old sidecars, then the old data.
+//!
+//! A crash before 2 leaves an unreferenced Parquet object and the old segments intact;
+//! after 2, start-up skips (and deletes) every segment some sidecar replaces. So no entry
+//! is ever lost or served twice. Segments whose every row is dropped are deleted outright
+//! (sidecar first), which is safe at any point since their data is meant to go.
+
+use crate::deletes::DeleteStatus;
+use crate::head::Head;
+use crate::segment::{self, SegmentMeta};
+use crate::{now_ns, Error, Result, Store};
+use silt_model::{Entry, LabelMatcher, Labels, Timestamp};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One `retention_stream` rule: streams matching `matchers` are kept for `period`.
+#[derive(Clone, Debug)]
+pub struct StreamRule {
+    /// Stream selector.
+    pub matchers: Vec<LabelMatcher>,
+    /// Highest priority among matching rules wins.
+    pub priority: u32,
+    /// Retention (zero keeps forever).
+    pub period: Duration,
+}
+
+/// A tenant's retention overrides; `None` inherits the global setting.
+#[derive(Clone, Debug, Default)]
+pub struct TenantRetention {
+    /// Overrides the global `retention_period`.
+    pub period: Option<Duration>,
+    /// Replaces the global `retention_stream` rules.
+    pub streams: Option<Vec<StreamRule>>,
+}
+
+/// Retention settings (Loki's resolution order).
+#[derive(Clone, Debug, Default)]
+pub struct Retention {
+    /// Apply retention at all.
+    pub enabled: bool,
+    /// Global `retention_period` (zero keeps forever).
+    pub period: Duration,
+    /// Global `retention_stream` rules.
+    pub streams: Vec<StreamRule>,
+    /// Per-tenant overrides.
+    pub tenants: HashMap<String, TenantRetention>,
+}
+
+impl Retention {
+    /// How long a stream is kept; `None` is forever. Tenant rules (if the tenant has any,
+    /// the global ones are ignored), highest priority first, ties to the shorter period;
+    /// then the tenant's period; then the global period.
+    pub fn period(&self, tenant: &str, labels: &Labels) -> Option<Duration> {
+        let t = self.tenants.get(tenant);
+        let rules = t.and_then(|t| t.streams.as_ref()).unwrap_or(&self.streams);
+        let best = rules
+            .iter()
+            .filter(|r| r.matchers.iter().all(|m| m.matches_labels(labels)))
+            .max_by(|a, b| a.priority.cmp(&b.priority).then(b.period.cmp(&a.period)));
+        let p = match best {
+            Some(r) => r.period,
+            None => t.and_then(|t| t.period).unwrap_or(self.period),
+        };
+        (!p.is_zero()).then_some(p)
+    }
+}
+
+/// Compaction settings.
+#[derive(Clone, Debug)]
+pub struct Compaction {
+    /// Merge small segments at all.
+    pub enabled: bool,
+    /// Segments at least this large are left alone; merged outputs stop growing near it.
+    pub target_size: u64,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction {
+            enabled: true,
+            target_size: 128 << 20,
+        }
+    }
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    /// Segments deleted whole (retention).
+    pub segments_deleted: usize,
+    /// Segments rewritten without their expired rows.
+    pub segments_trimmed: usize,
+    /// Segments merged by compaction.
+    pub segments_merged: usize,
+    /// Segments produced.
+    pub segments_written: usize,
+    /// Old objects physically deleted.
+    pub objects_deleted: usize,
+}
+
+/// Keeps or drops one row.
+type Keep<'a> = &'a (dyn Fn(&Labels, &Entry) -> bool + Send + Sync);
+
+/// A merge holds its input in memory; this bounds it (raw bytes).
+const MAX_MERGE_RAW: u64 = 512 << 20;
+
+/// Nanoseconds per day (compaction groups segments by the UTC day of their first entry).
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// Crash-test hook: the process aborts at the step named by `SILT_FAILPOINT`.
+fn failpoint(name: &str) {
+    if std::env::var("SILT_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("silt: failpoint {name} reached, aborting");
+        std::process::abort();
+    }
+}
+
+impl Store {
+    /// One maintenance pass: retention, then compaction, then due physical deletions.
+    pub async fn run_maintenance(self: &Arc<Self>) -> Result<PassReport> {
+        let _guard = self.maint_lock.lock().await;
+        let mut report = PassReport::default();
+        if self.cfg.retention.enabled {
+            self.apply_retention(now_ns(), &mut report).await?;
+        }
+        self.apply_deletes(now_ns(), &mut report).await?;
+        if self.cfg.compaction.enabled {
+            self.compact(&mut report).await?;
+        }
+        report.objects_deleted += self.delete_due(false).await?;
+        Ok(report)
+    }
+
+    /// Deletes or trims every segment holding rows past their stream's retention at `now`.
+    async fn apply_retention(
+        self: &Arc<Self>,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<()> {
+        let segments = self.all_segments();
+        for seg in segments {
+            let cutoffs: Vec<Option<Timestamp>> = seg
+                .streams
+                .iter()
+                .map(|s| {
+                    let labels = Labels::from_sorted_unchecked(s.labels.clone());
+                    self.cfg
+                        .retention
+                        .period(&seg.tenant, &labels)
+                        .map(|p| now - p.as_nanos() as i64)
+                })
+                .collect();
+            let expired = |i: usize| cutoffs[i].is_some_and(|c| seg.streams[i].max_ts < c);
+            let partly = |i: usize| cutoffs[i].is_some_and(|c| seg.streams[i].min_ts < c);
+            let n = seg.streams.len();
+            if (0..n).all(expired) {
+                self.replace(&seg.tenant, std::slice::from_ref(&seg), None)
+                    .await?;
+                report.segments_deleted += 1;
+            } else if (0..n).any(partly) {
+                let by_labels: HashMap<Vec<(String, String)>, Option<Timestamp>> = seg
+                    .streams
+                    .iter()
+                    .zip(&cutoffs)
+                    .map(|(s, c)| (s.labels.clone(), *c))
+                    .collect();
+                let keep = move |l: &Labels, e: &Entry| match by_labels.get(l.as_slice()) {
+                    Some(Some(c)) => e.ts >= *c,
+                    _ => true,
+                };
+                self.replace(&seg.tenant, std::slice::from_ref(&seg), Some(&keep))
+                    .await?;
+                report.segments_trimmed += 1;
+                report.segments_written += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites segments without the rows of delete requests past their cancel period.
+    async fn apply_deletes(
+        self: &Arc<Self>,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<()> {
+        let due: Vec<_> = self
+            .deletes
+            .read()
+            .iter()
+            .filter(|d| {
+                d.req.status == DeleteStatus::Received
+                    && d.req.created_at + self.cfg.delete_cancel_period.as_nanos() as i64 <= now
+            })
+            .cloned()
+            .collect();
+        for d in due {
+            for seg in self.all_segments() {
+                if seg.tenant != d.req.user_id {
+                    continue;
+                }
+                let hit = seg.streams.iter().any(|s| {
+                    let labels = Labels::from_sorted_unchecked(s.labels.clone());
+                    d.touches(&labels, s.min_ts, s.max_ts)
+                });
+                if !hit {
+                    continue;
+                }
+                let d2 = d.clone();
+                let keep =
+                    move |l: &Labels, e: &Entry| !(d2.touches(l, e.ts, e.ts) && d2.deletes(e));
+                self.replace(&seg.tenant, std::slice::from_ref(&seg), Some(&keep))
+                    .await?;
+                report.segments_trimmed += 1;
+            }
+            let mut req = d.req.clone();
+            req.status = DeleteStatus::Processed;
+            self.objects
+                .put(&req.path(), serde_json::to_vec(&req)?)
+                .await?;
+            let compiled = Arc::new(crate::deletes::Compiled::new(req)?);
+            let mut all = self.deletes.write();
+            for x in all.iter_mut() {
+                if Arc::ptr_eq(x, &d) {
+                    *x = compiled.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges small segments of the same tenant and day into segments near `target_size`.
+    async fn compact(self: &Arc<Self>, report: &mut PassReport) -> Result<()> {
+        let target = self.cfg.compaction.target_size;
+        let mut groups: HashMap<(String, i64), Vec<Arc<SegmentMeta>>> = HashMap::new();
+        for seg in self.all_segments() {
+            if seg.size < target / 2 {
+                groups
+                    .entry((seg.tenant.clone(), seg.min_ts.div_euclid(DAY_NS)))
+                    .or_default()
+                    .push(seg);
+            }
+        }
+        let mut keys: Vec<_> = groups.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            // Batches of small segments (oldest first) up to the target size.
+            let mut batches = vec![Vec::new()];
+            let (mut size, mut raw) = (0, 0);
+            for seg in &groups[&key] {
+                let cur = batches.last_mut().expect("never empty");
+                if !cur.is_empty()
+                    && (size + seg.size > target || raw + seg.raw_bytes > MAX_MERGE_RAW)
+                {
+                    batches.push(Vec::new());
+                    (size, raw) = (0, 0);
+                }
+                size += seg.size;
+                raw += seg.raw_bytes;
+                batches.last_mut().expect("never empty").push(seg.clone());
+            }
+            for batch in batches.into_iter().filter(|b| b.len() > 1) {
+                self.replace(&key.0, &batch, Some(&|_, _| true)).await?;
+                report.segments_merged += batch.len();
+                report.segments_written += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Committed segments, oldest first.
+    fn all_segments(&self) -> Vec<Arc<SegmentMeta>> {
+        let st = self.state.read();
+        let mut v: Vec<_> = st
+            .catalog
+            .tenants
+            .values()
+            .flat_map(|t| t.segments.iter().cloned())
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Replaces `olds` by one segment of the rows `keep` accepts (`None`: drop them all).
+    pub(crate) async fn replace(
+        self: &Arc<Self>,
+        tenant: &str,
+        olds: &[Arc<SegmentMeta>],
+        keep: Option<Keep<'_>>,
+    ) -> Result<()> {
+        let mut new = None;
+        if let Some(keep) = keep {
+            let mut head = Head::default();
+            for seg in olds {
+                let store = self.clone();
+                let s = seg.clone();
+                let all: Vec<usize> = (0..seg.streams.len()).collect();
+                let rows = tokio::task::spawn_blocking(move || {
+                    store.read_segment(&s, &all, (Timestamp::MIN, Timestamp::MAX), true)
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+                let mut batch = Vec::with_capacity(rows.len());
+                for (i, entries) in rows {
+                    let labels = Labels::from_sorted_unchecked(seg.streams[i].labels.clone());
+                    let kept: Vec<Entry> =
+                        entries.into_iter().filter(|e| keep(&labels, e)).collect();
+                    if !kept.is_empty() {
+                        batch.push((labels, kept));
+                    }
+                }
+                head.append(tenant, batch, 0);
+            }
+            if let Some(th) = head.tenants.get_mut(tenant).filter(|t| t.entries > 0) {
+                let id = crate::new_segment_id();
+                let wal_through = olds.iter().map(|s| s.wal_through).max().unwrap_or(0);
+                let (data, mut meta) =
+                    segment::encode(tenant, &id, th, wal_through, self.cfg.zstd_level)?;
+                meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
+                self.objects.put(&meta.data_path(), data).await?;
+                failpoint("rewrite-after-data");
+                self.objects
+                    .put(&meta.index_path(), serde_json::to_vec(&meta)?)
+                    .await?;
+                failpoint("rewrite-after-index");
+                self.metrics
+                    .segments_written
+                    .fetch_add(1, Ordering::Relaxed);
+                new = Some(Arc::new(meta));
+            }
+        }
+        if new.is_none() {
+            // Nothing survives: remove the sidecars now so a restart cannot resurrect them.
+            for seg in olds {
+                self.objects.delete(&seg.index_path()).await?;
+            }
+        }
+        {
+            let mut st = self.state.write();
+            let ids: Vec<&str> = olds.iter().map(|s| s.id.as_str()).collect();
+            st.catalog.remove(tenant, &ids);
+            if let Some(meta) = new {
+                st.catalog.add(meta);
+            }
+        }
+        failpoint("rewrite-after-swap");
+        let due = Instant::now() + self.cfg.delete_delay;
+        let mut deferred = self.deferred.lock();
+        for seg in olds {
+            deferred.push((due, seg.index_path()));
+            deferred.push((due, seg.data_path()));
+        }
+        Ok(())
+    }
+
+    /// Deletes the objects whose delay has passed (all of them with `all`); returns how many.
+    pub(crate) async fn delete_due(&self, all: bool) -> Result<usize> {
+        let now = Instant::now();
+        let due: Vec<String> = {
+            let mut d = self.deferred.lock();
+            let (due, keep): (Vec<_>, Vec<_>) = d.drain(..).partition(|(t, _)| all || *t <= now);
+            *d = keep;
+            due.into_iter().map(|(_, p)| p).collect()
+        };
+        // Queued sidecar first, then its data, so a crash never leaves a sidecar pointing
+        // at deleted data.
+        let mut n = 0;
+        for (i, path) in due.iter().enumerate() {
+            if let Err(e) = self.objects.delete(path).await {
+                // Back at the front: the queue order is the safe deletion order.
+                let mut d = self.deferred.lock();
+                let rest: Vec<_> = due[i..].iter().map(|p| (now, p.clone())).collect();
+                d.splice(0..0, rest);
+                return Err(e);
+            }
+            self.file_meta.lock().remove(path);
+            n += 1;
+            failpoint("delete-after-first");
+        }
+        Ok(n)
+    }
+
+    /// Runs maintenance every `interval` until the process ends.
+    pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                match store.run_maintenance().await {
+                    Ok(r) if r != PassReport::default() => {
+                        tracing::info!(report = ?r, "maintenance pass")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "maintenance pass failed, will retry"),
+                }
+            }
+        })
+    }
+}
