@@ -109,6 +109,28 @@ fn bad_input_gets_loki_status_codes() {
     let s2 = Server::start(bin(), s2dir.path(), "", free_port());
     let (st, msg) = push(&s2.addr, "application/json", &[], long.as_bytes());
     assert_eq!(st, 400, "{msg}");
+    // Bad queries: 400 with Loki's messages (the template one once hung a query thread).
+    for (q, want) in [
+        (r#"{app="partial"} |= "#, "parse error at line 1"),
+        (
+            r#"variants(count_over_time({app="partial"}[1m])) of ({app="partial"}[1m])"#,
+            "multi variant queries are disabled for this instance",
+        ),
+        (
+            r#"{app="partial"} | line_format "{{.x)}}""#,
+            "unexpected right paren",
+        ),
+        (
+            r#"sum(rate({app="partial"} |~ "(" [1m]))"#,
+            "invalid line filter regex",
+        ),
+    ] {
+        let path = format!("/loki/api/v1/query_range?query={}&since=1h", enc(q));
+        let (st, body) = http(a, "GET", &path, &[], b"").unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(st, 400, "{q}: {body}");
+        assert!(body.contains(want), "{q}: {body}");
+    }
     // The server survived all of it.
     assert_eq!(http(a, "GET", "/ready", &[], b"").unwrap().0, 200);
 }

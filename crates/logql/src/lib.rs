@@ -16,5 +16,16 @@ mod printer;
 pub mod units;
 
 pub use error::ParseError;
+
+/// Whether `query` is a multi-variant query (`variants(…) of (…)`): experimental in
+/// Loki 3.7, disabled there by default (400), and not run by Silt.
+pub fn is_multi_variant(query: &str) -> bool {
+    lexer::lex(query).is_ok_and(|t| {
+        matches!(
+            t.first().map(|t| &t.tok),
+            Some(lexer::Tok::Kw(lexer::Kw::Variants))
+        )
+    })
+}
 pub use parser::parse;
 pub use pretty::{format_query, format_query_width};

@@ -320,14 +320,29 @@ pub(crate) fn label_replace(l: &LabelReplace, s: Style) -> String {
     )
 }
 
+/// A number that re-parses to itself: Go's form, except where Loki's own text would not
+/// parse ("-0" lexes as a duration, "NaN" and "+Inf" as identifiers).
+fn literal(v: f64) -> String {
+    if v.is_nan() {
+        "(0 / 0)".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "1e999" } else { "-1e999" }.into()
+    } else if v == 0.0 && v.is_sign_negative() {
+        "-0.0".into()
+    } else {
+        go_float(v)
+    }
+}
+
 pub(crate) fn metric(m: &MetricExpr, s: Style) -> String {
     match m {
         MetricExpr::Range(r) => range_agg(r, s),
         MetricExpr::Vector(v) => vector_agg(v, s),
         MetricExpr::Binary(b) => binary(b, s),
+        MetricExpr::Literal(v) if s != Style::Loki => literal(*v),
         MetricExpr::Literal(v) => go_float(*v),
         MetricExpr::VectorLiteral(v) if s == Style::Loki => format!("vector({v:.6})"),
-        MetricExpr::VectorLiteral(v) => format!("vector({})", go_float(*v)),
+        MetricExpr::VectorLiteral(v) => format!("vector({})", literal(*v)),
         MetricExpr::LabelReplace(l) => label_replace(l, s),
     }
 }

@@ -27,4 +27,4 @@ pub mod source;
 pub use error::{Error, Result};
 pub use logpipe::{EntryLabels, Pipeline, SampleExtractor};
 pub use result::{LogRow, QueryResult, Sample, Series, StreamResult};
-pub use source::{LogSource, SelectRequest, StreamCursor};
+pub use source::{LinePredicate, LogSource, SelectRequest, StreamCursor};

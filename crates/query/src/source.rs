@@ -20,6 +20,26 @@ pub struct SelectRequest<'a> {
     /// Whether entry lines are needed; when false a source may return empty lines
     /// (metric queries without a pipeline only count entries).
     pub lines: bool,
+    /// The query's leading line filters: a source may leave out entries whose line fails
+    /// it (before building them), or return them anyway; the engine re-checks.
+    pub line_filter: Option<LinePredicate>,
+}
+
+/// A shareable test on a line (the leading `|=`/`|~`/… stages of a pipeline).
+#[derive(Clone)]
+pub struct LinePredicate(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl LinePredicate {
+    /// Whether `line` may be kept.
+    pub fn test(&self, line: &str) -> bool {
+        (self.0)(line)
+    }
+}
+
+impl std::fmt::Debug for LinePredicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinePredicate")
+    }
 }
 
 /// One matching stream and its entries.

@@ -311,6 +311,8 @@ pub struct LimitsConfig {
     /// Time a query may run.
     #[serde(deserialize_with = "de_duration")]
     pub query_timeout: Duration,
+    /// Threads one query may use (time slices run in parallel); 0 = one per core.
+    pub max_query_parallelism: usize,
     /// Data older than this is deleted (when `compactor.retention_enabled`); 0 keeps forever.
     #[serde(deserialize_with = "de_duration")]
     pub retention_period: Duration,
@@ -381,6 +383,7 @@ impl Default for LimitsConfig {
             max_query_series: 500_000,
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
+            max_query_parallelism: 0,
             retention_period: Duration::from_secs(168 * 3600),
             retention_stream: Vec::new(),
         }

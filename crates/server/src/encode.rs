@@ -76,6 +76,13 @@ fn write_seconds(out: &mut String, ms: i64) {
     }
 }
 
+/// Loki 3.x reports an instant scalar's time by scaling its nanosecond timestamp a
+/// second time (int64 overflow included), so clients comparing answers see a large
+/// number there rather than the query time; we answer the same (Grafana ignores it).
+fn loki_scalar_time(ms: i64) -> i64 {
+    ms.wrapping_mul(1_000_000).wrapping_mul(1000) / 1_000_000 * 1000
+}
+
 fn write_point(out: &mut String, ms: i64, v: f64) {
     out.push('[');
     write_seconds(out, ms);
@@ -205,7 +212,7 @@ pub fn query_response(result: &QueryResult, categorize: bool, stats: &QueryStats
         }
         QueryResult::Scalar(ms, v) => {
             out.push_str("\"scalar\",\"result\":");
-            write_point(&mut out, *ms, *v);
+            write_point(&mut out, loki_scalar_time(*ms), *v);
         }
     }
     out.push_str(",\"stats\":");
@@ -281,6 +288,17 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed["data"]["result"][0]["value"][1], "2");
         assert!(parsed["data"]["stats"]["summary"].is_object());
+    }
+
+    #[test]
+    fn instant_scalar_time_as_loki_reports_it() {
+        // Loki 3.7.6 answered `10 % 3` at 2024-01-01T03:00:00Z with this time.
+        let body = query_response(
+            &QueryResult::Scalar(1_704_078_000_000, 1.0),
+            false,
+            &QueryStats::default(),
+        );
+        assert!(body.contains(r#""result":[6977545218721,"1"]"#), "{body}");
     }
 
     #[test]

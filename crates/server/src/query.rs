@@ -37,6 +37,11 @@ fn collect_params(query: Option<String>, body: &Bytes) -> Params {
 
 fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     let q = get(p, "query").ok_or_else(|| ApiError::bad_request("query parameter is required"))?;
+    if silt_logql::is_multi_variant(q) {
+        return Err(ApiError::bad_request(
+            "multi variant queries are disabled for this instance",
+        ));
+    }
     silt_logql::parse(q).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
@@ -103,6 +108,10 @@ async fn execute(
         max_series: limits_cfg.max_query_series,
         max_points: 11_000,
         deadline: Some(started + limits_cfg.query_timeout),
+        parallelism: match limits_cfg.max_query_parallelism {
+            0 => Limits::default().parallelism,
+            n => n,
+        },
     };
     let source = StoreSource(state.store.clone());
     let categorize = run.categorize;

@@ -5,7 +5,7 @@ use crate::segment::{self, SegmentMeta};
 use crate::{Error, Result, State, Store};
 use parking_lot::Mutex;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, Timestamp};
-use silt_query::{LogSource, SelectRequest, StreamCursor};
+use silt_query::{LinePredicate, LogSource, SelectRequest, StreamCursor};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fs::File;
@@ -37,6 +37,7 @@ struct SegmentRead {
     wanted: Vec<usize>,
     range: (Timestamp, Timestamp),
     lines: bool,
+    filter: Option<LinePredicate>,
     data: Mutex<Option<HashMap<usize, Vec<Entry>>>>,
 }
 
@@ -44,7 +45,13 @@ impl SegmentRead {
     fn take(&self, store: &Store, idx: usize) -> Result<Vec<Entry>> {
         let mut data = self.data.lock();
         if data.is_none() {
-            *data = Some(store.read_segment(&self.meta, &self.wanted, self.range, self.lines)?);
+            *data = Some(store.read_segment(
+                &self.meta,
+                &self.wanted,
+                self.range,
+                self.lines,
+                self.filter.as_ref(),
+            )?);
         }
         Ok(data
             .as_mut()
@@ -142,6 +149,7 @@ impl Store {
                     wanted: Vec::new(),
                     range,
                     lines: req.lines,
+                    filter: req.line_filter.clone(),
                     data: Mutex::new(None),
                 })
             });
@@ -161,7 +169,10 @@ impl Store {
             });
         }
         self.for_each_head_stream(&st, req.tenant, req.matchers, range, |labels, hs| {
-            let entries = hs.range(req.start, req.end);
+            let mut entries = hs.range(req.start, req.end);
+            if let Some(f) = &req.line_filter {
+                entries.retain(|e| f.test(&e.line));
+            }
             if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
                 let (min_ts, max_ts) = (first.ts, last.ts);
                 out.entry(labels.clone()).or_default().push(PartRef {
@@ -180,6 +191,7 @@ impl Store {
         wanted: &[usize],
         range: (Timestamp, Timestamp),
         lines: bool,
+        filter: Option<&LinePredicate>,
     ) -> Result<HashMap<usize, Vec<Entry>>> {
         let path = meta.data_path();
         let local = self.objects.local_file(&path, &self.rt)?;
@@ -200,7 +212,7 @@ impl Store {
                 m
             }
         };
-        segment::read_streams(file, &fm, meta, wanted, range, lines)
+        segment::read_streams(file, &fm, meta, wanted, range, lines, filter)
     }
 
     /// Streams of `tenant` matching `matchers` with data in `[start, end)` (head and segments).

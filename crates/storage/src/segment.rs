@@ -20,10 +20,12 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, PageIndexPolicy};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use silt_model::{Entry, Labels, Timestamp};
+use silt_query::LinePredicate;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::Arc;
@@ -278,10 +280,74 @@ pub fn load_meta(file: &File) -> Result<FileMeta> {
     )?)
 }
 
+/// Row ranges (file-global, sorted, merged) of the `ts` pages whose min/max overlap
+/// `[start, end)`; `None` when the file has no usable page index.
+fn ts_page_ranges(
+    meta: &FileMeta,
+    (start, end): (Timestamp, Timestamp),
+) -> Option<Vec<(usize, usize)>> {
+    let md = meta.metadata();
+    let ts_col = md
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == "ts")?;
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut base = 0usize;
+    for rg in 0..md.num_row_groups() {
+        let rows = md.row_group(rg).num_rows() as usize;
+        let pi = md.page_index_for_row_group(rg);
+        let (Some(ColumnIndexMetaData::INT64(ci)), Some(oi)) =
+            (pi.column_index(ts_col), pi.offset_index(ts_col))
+        else {
+            return None;
+        };
+        let locs = oi.page_locations();
+        for (i, loc) in locs.iter().enumerate() {
+            let first = loc.first_row_index as usize;
+            let last = locs.get(i + 1).map_or(rows, |l| l.first_row_index as usize);
+            let hit = match (ci.min_value(i), ci.max_value(i)) {
+                (Some(&lo), Some(&hi)) => hi >= start && lo < end,
+                _ => true,
+            };
+            if !hit || last <= first {
+                continue;
+            }
+            let (a, b) = (base + first, base + last);
+            match out.last_mut() {
+                Some(prev) if prev.1 == a => prev.1 = b,
+                _ => out.push((a, b)),
+            }
+        }
+        base += rows;
+    }
+    Some(out)
+}
+
+/// Intersection of two sorted lists of disjoint half-open ranges.
+fn intersect(a: &[(usize, usize)], b: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let lo = a[i].0.max(b[j].0);
+        let hi = a[i].1.min(b[j].1);
+        if lo < hi {
+            out.push((lo, hi));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
 /// Reads, in one pass over the file, the rows with `start <= ts < end` of the streams at
 /// `wanted` (indexes into the stream table), each in time order. Pages shared by
 /// neighbouring streams are decoded once; `lines: false` skips the line column (entries
-/// then have empty lines), which metric queries without a pipeline do not need.
+/// then have empty lines), which metric queries without a pipeline do not need. Rows
+/// whose line fails `filter` are skipped before an entry is built.
 pub fn read_streams(
     file: File,
     meta: &FileMeta,
@@ -289,6 +355,7 @@ pub fn read_streams(
     wanted: &[usize],
     (start, end): (Timestamp, Timestamp),
     lines: bool,
+    filter: Option<&LinePredicate>,
 ) -> Result<HashMap<usize, Vec<Entry>>> {
     let total = meta.metadata().file_metadata().num_rows() as usize;
     let mut ranges: Vec<(usize, usize)> = wanted
@@ -297,6 +364,11 @@ pub fn read_streams(
         .map(|s| (s.first_row as usize, (s.first_row + s.rows) as usize))
         .collect();
     ranges.sort_unstable();
+    // Rows are sorted by stream then time: only the ts pages overlapping the time range
+    // can hold wanted rows, so a narrow range decodes a few pages, not whole streams.
+    if let Some(pages) = ts_page_ranges(meta, (start, end)) {
+        ranges = intersect(&ranges, &pages);
+    }
     let mut sel = Vec::new();
     let mut pos = 0;
     for (a, b) in ranges {
@@ -349,6 +421,11 @@ pub fn read_streams(
             let t = ts.value(r);
             if t < start || t >= end {
                 continue;
+            }
+            if let (Some(f), Some(l)) = (filter, line) {
+                if !f.test(l.value(r)) {
+                    continue;
+                }
             }
             let Some(dst) = out.get_mut(&(stream.value(r) as usize)) else {
                 continue;
@@ -423,16 +500,86 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
         let fm = load_meta(f.as_file()).unwrap();
-        let got = read_streams(f.reopen().unwrap(), &fm, &meta, &[1], (0, 10), true).unwrap();
+        let got = read_streams(f.reopen().unwrap(), &fm, &meta, &[1], (0, 10), true, None).unwrap();
         assert_eq!(
             got[&1],
             vec![mk(1, "b1", &[]), mk(3, "b3", &[("detected_level", "info")])]
         );
-        let got = read_streams(f.reopen().unwrap(), &fm, &meta, &[0, 1], (2, 105), false).unwrap();
+        let got = read_streams(
+            f.reopen().unwrap(),
+            &fm,
+            &meta,
+            &[0, 1],
+            (2, 105),
+            false,
+            None,
+        )
+        .unwrap();
         let ts: Vec<i64> = got[&0].iter().map(|e| e.ts).collect();
         assert_eq!(ts, (2..105).collect::<Vec<_>>());
         assert_eq!(got[&0][0].metadata.get("trace_id"), Some("x"));
         assert_eq!(got[&0][0].line, "", "lines are not read when not asked for");
         assert_eq!(got[&1].len(), 1);
+    }
+
+    #[test]
+    fn narrow_time_ranges_read_only_what_they_ask_for() {
+        let mut head = Head::default();
+        let mk = |ts: i64| Entry {
+            ts,
+            line: format!("l{ts}"),
+            metadata: Labels::new(),
+        };
+        let streams = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                (
+                    Labels::from_pairs([("app", *n)]),
+                    (0..60_000).map(mk).collect(),
+                )
+            })
+            .collect();
+        head.append("t", streams, 0);
+        let th = head.tenants.get_mut("t").unwrap();
+        let (bytes, meta) = encode("t", "s1", th, 1, 1).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes).unwrap();
+        let fm = load_meta(f.as_file()).unwrap();
+        let pruned: usize = ts_page_ranges(&fm, (0, 1))
+            .unwrap()
+            .iter()
+            .map(|(a, b)| b - a)
+            .sum();
+        assert!(pruned < 90_000, "{pruned} of 180000 rows selected");
+        for (lo, hi) in [(0, 1), (19_990, 20_030), (45_000, 45_001), (59_999, 70_000)] {
+            let got = read_streams(
+                f.reopen().unwrap(),
+                &fm,
+                &meta,
+                &[0, 2],
+                (lo, hi),
+                true,
+                None,
+            )
+            .unwrap();
+            for s in [0, 2] {
+                let ts: Vec<i64> = got[&s].iter().map(|e| e.ts).collect();
+                assert_eq!(ts, (lo..hi.min(60_000)).collect::<Vec<_>>(), "[{lo},{hi})");
+            }
+            assert_eq!(got[&2][0].line, format!("l{lo}"));
+        }
+        let only_7s = LinePredicate(Arc::new(|l: &str| l.ends_with('7')));
+        let got = read_streams(
+            f.reopen().unwrap(),
+            &fm,
+            &meta,
+            &[1],
+            (0, 100),
+            true,
+            Some(&only_7s),
+        )
+        .unwrap();
+        let ts: Vec<i64> = got[&1].iter().map(|e| e.ts).collect();
+        assert_eq!(ts, (0..100).filter(|t| t % 10 == 7).collect::<Vec<_>>());
     }
 }

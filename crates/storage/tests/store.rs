@@ -22,6 +22,7 @@ fn read_all(store: &Arc<Store>, tenant: &str, app: &str, dir: Direction) -> Vec<
         end: i64::MAX,
         direction: dir,
         lines: true,
+        line_filter: None,
     };
     let mut out = Vec::new();
     for c in StoreSource(store.clone()).select(&req).unwrap() {

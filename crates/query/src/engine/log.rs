@@ -25,6 +25,8 @@ pub(super) fn eval(engine: &Engine<'_>, l: &LogExpr, p: &QueryParams<'_>) -> Res
         end: p.end,
         direction: p.direction,
         lines: true,
+        // An invalid filter is reported by the pipeline below, after the select.
+        line_filter: crate::logpipe::line_prefilter(&l.pipeline).ok().flatten(),
     };
     let cursors = engine.source().select(&req)?;
     if cursors.is_empty() {

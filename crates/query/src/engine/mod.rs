@@ -13,7 +13,7 @@ mod vector;
 
 use crate::result::{QueryResult, Sample, Series};
 use crate::{Error, LogSource, Result};
-use silt_logql::ast::{Expr, MetricExpr};
+use silt_logql::ast::{Expr, MetricExpr, VectorOp};
 use silt_model::{Direction, Labels};
 use std::time::Instant;
 
@@ -29,6 +29,8 @@ pub struct Limits {
     pub max_points: i64,
     /// When the query must give up.
     pub deadline: Option<Instant>,
+    /// Threads one query may use (time slices of a range aggregation run in parallel).
+    pub parallelism: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             max_series: 500_000,
             max_points: 11_000,
             deadline: None,
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -130,12 +133,65 @@ impl<'s> Engine<'s> {
         &self.limits
     }
 
+    /// Runs `f(0..n)` on up to `parallelism` threads; results in index order, the
+    /// first error wins and stops the remaining work.
+    pub(crate) fn parallel<T: Send>(
+        &self,
+        n: usize,
+        f: impl Fn(usize) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let threads = self.limits.parallelism.clamp(1, n.max(1));
+        if threads == 1 {
+            return (0..n).map(f).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let slots: Vec<std::sync::Mutex<Option<Result<T>>>> =
+            (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let i = next.fetch_add(1, Relaxed);
+                    if i >= n || failed.load(Relaxed) {
+                        break;
+                    }
+                    let r = f(i);
+                    if r.is_err() {
+                        failed.store(true, Relaxed);
+                    }
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(n);
+        let mut first_err = None;
+        for slot in slots {
+            match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                Some(Ok(v)) => out.push(v),
+                Some(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     fn eval_metric(&self, m: &MetricExpr, p: &QueryParams<'_>) -> Result<QueryResult> {
         let grid = if p.instant {
             Grid {
                 steps: vec![p.start],
             }
         } else {
+            if uses_approx_topk(m) {
+                return Err(Error::InvalidQuery(
+                    "approx_topk is only supported for instant queries".into(),
+                ));
+            }
             if p.step <= 0 {
                 return Err(Error::InvalidQuery(
                     "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -290,3 +346,13 @@ fn merge_same_labels(m: StepMatrix) -> Result<StepMatrix> {
 
 #[cfg(test)]
 mod tests;
+
+/// `approx_topk` answers instant queries only (its sketch has no per-step form in Loki).
+fn uses_approx_topk(m: &MetricExpr) -> bool {
+    match m {
+        MetricExpr::Vector(v) => v.op == VectorOp::ApproxTopk || uses_approx_topk(&v.expr),
+        MetricExpr::Binary(b) => uses_approx_topk(&b.lhs) || uses_approx_topk(&b.rhs),
+        MetricExpr::LabelReplace(l) => uses_approx_topk(&l.expr),
+        MetricExpr::Range(_) | MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => false,
+    }
+}

@@ -8,10 +8,155 @@ use silt_logql::ast::{Grouping, RangeAggregation, RangeOp};
 use silt_model::{Direction, Labels, MatchOp};
 use std::collections::HashMap;
 
+/// A time slice holds about this much data time, so memory stays bounded however long
+/// the query range is.
+const SLICE_NS: i64 = 3_600_000_000_000;
+/// At most this many slices per query (each slice opens the source once).
+const MAX_SLICES: usize = 256;
+
 /// `pushdown`: grouping of an enclosing `sum by/without` that may be applied to samples
 /// before windowing (exact for the additive ops, see [`additive`]), so that per-entry
 /// series (e.g. a trace_id in structured metadata) never materialise.
+///
+/// Long ranges are evaluated in time slices (runs of steps, or for an instant count a
+/// split window) on `parallelism` threads; only one slice per thread is in memory.
 pub(super) fn eval(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    tenant: &str,
+    grid: &Grid,
+    pushdown: Option<&Grouping>,
+) -> Result<StepMatrix> {
+    if grid.steps.len() == 1 {
+        if let Some(parts) = split_window(engine, r) {
+            return eval_split_window(engine, r, &parts, tenant, grid, pushdown);
+        }
+    }
+    let slices = slice_steps(engine, r, grid);
+    if slices.len() <= 1 {
+        return eval_slice(engine, r, tenant, grid, pushdown);
+    }
+    let results = engine.parallel(slices.len(), |i| {
+        eval_slice(engine, r, tenant, &slices[i], pushdown)
+    })?;
+    let n = grid.steps.len();
+    let mut merged: HashMap<Labels, Vec<Option<f64>>> = HashMap::new();
+    let mut offset = 0;
+    for (slice, part) in slices.iter().zip(results) {
+        for (labels, values) in part.series {
+            if !merged.contains_key(&labels) && merged.len() >= engine.limits().max_series {
+                return Err(series_limit(engine.limits().max_series));
+            }
+            let row = merged.entry(labels).or_insert_with(|| vec![None; n]);
+            row[offset..offset + values.len()].copy_from_slice(&values);
+        }
+        offset += slice.steps.len();
+    }
+    Ok(StepMatrix {
+        series: merged.into_iter().collect(),
+    })
+}
+
+/// Splits the steps into contiguous runs: about an hour of data each (memory), and at
+/// least one per thread when each run still spans ≥ 4 windows (re-read overlap stays small).
+fn slice_steps(engine: &Engine<'_>, r: &RangeAggregation, grid: &Grid) -> Vec<Grid> {
+    let steps = &grid.steps;
+    if steps.len() < 2 {
+        return vec![grid.clone()];
+    }
+    let step = steps[1] - steps[0];
+    let span = steps[steps.len() - 1] - steps[0] + step;
+    let by_time = (span / SLICE_NS) as usize;
+    let by_threads = engine
+        .limits()
+        .parallelism
+        .min((span / (4 * r.range.max(1))) as usize);
+    let n = by_time
+        .max(by_threads)
+        .clamp(1, steps.len().min(MAX_SLICES));
+    if n == 1 {
+        return vec![grid.clone()];
+    }
+    (0..n)
+        .map(|i| Grid {
+            steps: steps[i * steps.len() / n..(i + 1) * steps.len() / n].to_vec(),
+        })
+        .collect()
+}
+
+/// For an instant count/bytes/rate over a long window: the window cut into consecutive
+/// sub-windows whose integer counts add up exactly.
+fn split_window(engine: &Engine<'_>, r: &RangeAggregation) -> Option<Vec<RangeAggregation>> {
+    // unwrapped rates sum float values: splitting would change the rounding
+    if r.unwrap.is_some()
+        || !matches!(
+            r.op,
+            RangeOp::CountOverTime | RangeOp::Rate | RangeOp::BytesOverTime | RangeOp::BytesRate
+        )
+    {
+        return None;
+    }
+    let by_time = (r.range / SLICE_NS) as usize;
+    // below a minute per part the source set-up outweighs the parallel gain
+    let by_threads = engine
+        .limits()
+        .parallelism
+        .min((r.range / 60_000_000_000) as usize);
+    let n = by_time.max(by_threads).min(MAX_SLICES);
+    if n < 2 {
+        return None;
+    }
+    let op = match r.op {
+        RangeOp::Rate | RangeOp::CountOverTime => RangeOp::CountOverTime,
+        _ => RangeOp::BytesOverTime,
+    };
+    let cut = |j: usize| (r.range as i128 * j as i128 / n as i128) as i64;
+    Some(
+        (0..n)
+            .map(|j| RangeAggregation {
+                op,
+                range: cut(j + 1) - cut(j),
+                offset: r.offset + cut(j),
+                ..r.clone()
+            })
+            .collect(),
+    )
+}
+
+fn eval_split_window(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    parts: &[RangeAggregation],
+    tenant: &str,
+    grid: &Grid,
+    pushdown: Option<&Grouping>,
+) -> Result<StepMatrix> {
+    let results = engine.parallel(parts.len(), |i| {
+        eval_slice(engine, &parts[i], tenant, grid, pushdown)
+    })?;
+    let mut total: HashMap<Labels, f64> = HashMap::new();
+    for part in results {
+        for (labels, values) in part.series {
+            if let Some(v) = values[0] {
+                if !total.contains_key(&labels) && total.len() >= engine.limits().max_series {
+                    return Err(series_limit(engine.limits().max_series));
+                }
+                *total.entry(labels).or_default() += v;
+            }
+        }
+    }
+    let per_sec = matches!(r.op, RangeOp::Rate | RangeOp::BytesRate);
+    let range_s = r.range as f64 / 1e9;
+    Ok(StepMatrix {
+        series: total
+            .into_iter()
+            .map(|(l, v)| (l, vec![Some(if per_sec { v / range_s } else { v })]))
+            .collect(),
+    })
+}
+
+/// One slice: reads the entries its windows cover and computes every step.
+fn eval_slice(
     engine: &Engine<'_>,
     r: &RangeAggregation,
     tenant: &str,
@@ -31,6 +176,9 @@ pub(super) fn eval(
         lines: !r.log.pipeline.is_empty()
             || r.unwrap.is_some()
             || matches!(r.op, RangeOp::BytesOverTime | RangeOp::BytesRate),
+        line_filter: crate::logpipe::line_prefilter(&r.log.pipeline)
+            .ok()
+            .flatten(),
     };
     let cursors = engine.source().select(&req)?;
     let mut by_series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();

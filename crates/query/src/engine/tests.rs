@@ -222,3 +222,144 @@ fn log_limit_and_direction() {
     p.instant = true;
     assert!(eng.eval(&p).is_err());
 }
+
+/// Evaluates query text over `src` (times in seconds).
+fn eval_text(
+    src: &MemorySource,
+    limits: Limits,
+    q: &str,
+    (start, end, step): (i64, i64, i64),
+    instant: bool,
+) -> Result<QueryResult> {
+    let expr = silt_logql::parse(q).unwrap();
+    Engine::new(src, limits).eval(&QueryParams {
+        tenant: "t",
+        expr: &expr,
+        start: start * S,
+        end: end * S,
+        step: step * S,
+        interval: 0,
+        limit: 100,
+        direction: Direction::Backward,
+        instant,
+        categorize: false,
+    })
+}
+
+#[test]
+fn approx_topk_is_instant_only() {
+    let q = silt_logql::parse(r#"approx_topk(1, count_over_time({env="prod"}[1m]))"#).unwrap();
+    let QueryResult::Vector(v) = run(&q, 120, 120, 0, true) else {
+        panic!()
+    };
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].labels.get("app"), Some("a"));
+    let err = eval_text(
+        &src(),
+        Limits::default(),
+        r#"approx_topk(1, count_over_time({env="prod"}[1m]))"#,
+        (60, 120, 60),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        err.is_client_error() && err.to_string().contains("instant"),
+        "{err}"
+    );
+}
+
+/// Long ranges are evaluated in time slices (and instant counts in split windows) on
+/// several threads; the answers must equal a brute-force count.
+#[test]
+fn sliced_and_split_evaluation_is_exact() {
+    let mut m = MemorySource::new();
+    for (app, every) in [("a", 7), ("b", 13)] {
+        m.push(
+            Labels::from_pairs([("app", app), ("env", "prod")]),
+            (0..3 * 3600 / every).map(|i| Entry {
+                ts: i * every * S + 1,
+                line: "x".repeat(app.len() + 2),
+                metadata: Labels::new(),
+            }),
+        );
+    }
+    let brute = |every: i64, lo: i64, hi: i64| {
+        (0..3 * 3600 / every)
+            .filter(|i| {
+                let ts = i * every * S + 1;
+                ts > lo && ts <= hi
+            })
+            .count() as f64
+    };
+    for parallelism in [1, 2, 3] {
+        let limits = Limits {
+            parallelism,
+            ..Limits::default()
+        };
+        let run = |q: &str, start: i64, end: i64, step: i64, instant: bool| {
+            eval_text(&m, limits.clone(), q, (start, end, step), instant).unwrap()
+        };
+        let QueryResult::Matrix(mx) = run(
+            r#"count_over_time({env="prod"}[5m])"#,
+            0,
+            3 * 3600,
+            60,
+            false,
+        ) else {
+            panic!()
+        };
+        for s in &mx {
+            let every = if s.labels.get("app") == Some("a") {
+                7
+            } else {
+                13
+            };
+            let want: Vec<(i64, f64)> = (0..=180)
+                .map(|k| k * 60 * S)
+                .map(|t| (t / 1_000_000, brute(every, t - 300 * S, t)))
+                .filter(|p| p.1 > 0.0)
+                .collect();
+            assert_eq!(s.points, want, "p={parallelism}");
+        }
+        let instant = |q: &str| match run(q, 3 * 3600, 3 * 3600, 0, true) {
+            QueryResult::Vector(v) => v[0].value,
+            other => panic!("{other:?}"),
+        };
+        let (lo, hi) = (20 * 60 * S, 170 * 60 * S);
+        let want = (brute(7, lo, hi) + brute(13, lo, hi)) / 9000.0;
+        assert_eq!(
+            instant(r#"sum(rate({env="prod"}[150m] offset 10m))"#),
+            want,
+            "p={parallelism}"
+        );
+        assert_eq!(
+            instant(r#"bytes_over_time({app="b"}[3h])"#),
+            3.0 * brute(13, 0, 3 * 3600 * S)
+        );
+    }
+}
+
+#[test]
+fn unwrapped_rate_is_not_split_into_counts() {
+    let mut m = MemorySource::new();
+    m.push(
+        Labels::from_pairs([("app", "u")]),
+        (0..100).map(|i| Entry {
+            ts: i * 60 * S + 1,
+            line: format!("v={}", i % 7),
+            metadata: Labels::new(),
+        }),
+    );
+    let QueryResult::Vector(v) = eval_text(
+        &m,
+        Limits::default(),
+        r#"sum(rate({app="u"} | logfmt | unwrap v [100m]))"#,
+        (6000, 6000, 0),
+        true,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let sum: i64 = (0..100).map(|i| i % 7).sum();
+    assert_eq!(v[0].value, sum as f64 / 6000.0);
+}

@@ -34,6 +34,37 @@ pub fn parse(s: &str) -> Result<Json, String> {
     Ok(v)
 }
 
+/// `| json` without parameters: the scalar leaves of a top-level object as
+/// `(sanitized_a_b_path, text)` in document order, without building a tree (arrays and
+/// nulls are skipped). `None` when `s` is not an object (the caller then reports the
+/// error exactly as [`parse`] would); `Some(Err)` when the object is malformed.
+pub fn flatten_object(
+    s: &str,
+    sanitize_into: fn(&mut String, &str),
+) -> Option<Result<Vec<(String, String)>, String>> {
+    let mut p = P {
+        b: s.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    p.ws();
+    if p.b.get(p.i) != Some(&b'{') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut key = String::new();
+    let r = p
+        .flat_value(&mut key, sanitize_into, &mut out)
+        .and_then(|()| {
+            p.ws();
+            if p.i != p.b.len() {
+                return Err(format!("unexpected character at offset {}", p.i));
+            }
+            Ok(())
+        });
+    Some(r.map(|()| out))
+}
+
 struct P<'a> {
     b: &'a [u8],
     i: usize,
@@ -68,6 +99,77 @@ impl P<'_> {
         };
         self.depth -= 1;
         r
+    }
+
+    /// Like [`P::value`], emitting scalar leaves under `key` instead of building a tree.
+    fn flat_value(
+        &mut self,
+        key: &mut String,
+        sanitize_into: fn(&mut String, &str),
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
+        match self.b.get(self.i) {
+            Some(b'{') => {}
+            Some(b'"') => {
+                let v = self.string()?;
+                out.push((key.clone(), v));
+                return Ok(());
+            }
+            Some(b't' | b'f') => {
+                let v = self.value()?;
+                out.push((key.clone(), (v == Json::Bool(true)).to_string()));
+                return Ok(());
+            }
+            Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                if let Json::Number(n) = self.number()? {
+                    out.push((key.clone(), n));
+                }
+                return Ok(());
+            }
+            _ => return self.value().map(drop),
+        }
+        self.depth += 1;
+        if self.depth > 128 {
+            return Err("nesting too deep".into());
+        }
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        let bad = || "Value looks like object, but can't find closing '}' symbol".to_string();
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err(bad());
+            }
+            let k = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return Err(bad());
+            }
+            self.i += 1;
+            self.ws();
+            let len = key.len();
+            if len > 0 {
+                key.push('_');
+            }
+            sanitize_into(key, &k);
+            self.flat_value(key, sanitize_into, out)?;
+            key.truncate(len);
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(bad()),
+            }
+        }
     }
 
     fn lit(&mut self, word: &str, v: Json) -> Result<Json, String> {

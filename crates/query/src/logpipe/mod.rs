@@ -1,6 +1,7 @@
 //! Log pipelines: the per-entry stages of LogQL, and sample extraction for metric queries.
 
 mod filters;
+mod gotime;
 mod json;
 mod labels;
 mod parsers;
@@ -41,6 +42,24 @@ enum Compiled {
 enum LabelFmt {
     Rename(String),
     Template(Template),
+}
+
+/// The pipeline's leading line filters as one predicate (they depend on the line
+/// alone, so a source may apply them before building entries); `None` if there are none.
+pub fn line_prefilter(stages: &[Stage]) -> Result<Option<crate::LinePredicate>> {
+    let filters = stages
+        .iter()
+        .map_while(|s| match s {
+            Stage::LineFilter(f) => Some(CompiledLineFilter::new(f)),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(crate::LinePredicate(std::sync::Arc::new(
+        move |line: &str| filters.iter().all(|f| f.keep(line)),
+    ))))
 }
 
 /// A compiled log pipeline.

@@ -3,12 +3,32 @@
 use super::json::{self, Json};
 use super::EntryLabels;
 use regex::Regex;
+use std::borrow::Cow;
 
 /// Loki's label-name sanitisation: trim, every char outside `[A-Za-z0-9_]` → `_`,
 /// a leading digit gets a `_` prefix.
 pub fn sanitize(key: &str) -> String {
-    let key = key.trim();
     let mut out = String::with_capacity(key.len() + 1);
+    sanitize_into(&mut out, key);
+    out
+}
+
+/// [`sanitize`], borrowing `key` when it is already a valid label name.
+pub fn sanitize_cow(key: &str) -> Cow<'_, str> {
+    let b = key.as_bytes();
+    let valid = !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    if valid {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(sanitize(key))
+    }
+}
+
+/// [`sanitize`], appending to `out`.
+pub fn sanitize_into(out: &mut String, key: &str) {
+    let key = key.trim();
     for (i, c) in key.chars().enumerate() {
         if i == 0 && c.is_ascii_digit() {
             out.push('_');
@@ -19,7 +39,6 @@ pub fn sanitize(key: &str) -> String {
             '_'
         });
     }
-    out
 }
 
 /// Adds a parsed label: `_extracted` on collision with an original label, first write wins.
@@ -27,15 +46,14 @@ pub fn add_parsed(labels: &mut EntryLabels, key: &str, value: &str) {
     if key.is_empty() {
         return;
     }
-    let name = if labels.is_original(key) {
-        format!("{key}_extracted")
-    } else {
-        key.to_string()
-    };
-    if labels.parsed.contains(&name) {
-        return;
+    if labels.is_original(key) {
+        let name = format!("{key}_extracted");
+        if !labels.parsed.contains(&name) {
+            labels.parsed.set(&name, value);
+        }
+    } else if !labels.parsed.contains(key) {
+        labels.parsed.set(key, value);
     }
-    labels.parsed.set(&name, value);
 }
 
 fn scalar_text(v: &Json) -> Option<String> {
@@ -47,6 +65,8 @@ fn scalar_text(v: &Json) -> Option<String> {
     }
 }
 
+/// The tree-based flattening `json::flatten_object` replaces; kept as its test oracle.
+#[cfg(test)]
 fn flatten(prefix: &str, v: &Json, labels: &mut EntryLabels) {
     match v {
         Json::Object(o) => {
@@ -70,6 +90,21 @@ fn flatten(prefix: &str, v: &Json, labels: &mut EntryLabels) {
 
 /// `| json` (all fields) or `| json a="path", …`.
 pub fn json_stage(line: &str, params: &[(String, Vec<PathPart>)], labels: &mut EntryLabels) {
+    if params.is_empty() {
+        match json::flatten_object(line, sanitize_into) {
+            Some(Ok(fields)) => {
+                for (k, v) in &fields {
+                    add_parsed(labels, k, v);
+                }
+                return;
+            }
+            Some(Err(e)) => {
+                labels.set_error("JSONParserErr", &e);
+                return;
+            }
+            None => {}
+        }
+    }
     let doc = match json::parse(line) {
         Ok(d @ Json::Object(_)) => d,
         Ok(_) => {
@@ -84,10 +119,6 @@ pub fn json_stage(line: &str, params: &[(String, Vec<PathPart>)], labels: &mut E
             return;
         }
     };
-    if params.is_empty() {
-        flatten("", &doc, labels);
-        return;
-    }
     for (name, path) in params {
         if let Some(v) = lookup(&doc, path) {
             let text = match v {
@@ -206,9 +237,9 @@ pub fn unpack(line: &str, labels: &mut EntryLabels) -> Option<String> {
 
 /// logfmt pairs of a line; `Err` at the first malformed pair (for `--strict`).
 /// Pairs of a logfmt line, and the first syntax error as (pairs before it, message).
-type LogfmtScan = (Vec<(String, String)>, Option<(usize, String)>);
+type LogfmtScan<'a> = (Vec<(&'a str, Cow<'a, str>)>, Option<(usize, String)>);
 
-fn logfmt_pairs(line: &str) -> LogfmtScan {
+fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
     let b = line.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -256,18 +287,20 @@ fn logfmt_pairs(line: &str) -> LogfmtScan {
                     continue 'pairs;
                 }
             }
-            out.push((key.to_string(), String::new()));
+            out.push((key, Cow::Borrowed("")));
             continue;
         }
         i += 1;
         if i < b.len() && b[i] == b'"' {
             i += 1;
             let mut val = String::new();
+            let mut escaped = false;
             let mut closed = false;
-            let mut run = i;
+            let (start, mut run) = (i, i);
             while i < b.len() {
                 match b[i] {
                     b'\\' if i + 1 < b.len() => {
+                        escaped = true;
                         val.push_str(&line[run..i]);
                         // The escaped character may be multi-byte: step over all of it.
                         let c = line[i + 1..].chars().next().unwrap_or('\\');
@@ -302,7 +335,15 @@ fn logfmt_pairs(line: &str) -> LogfmtScan {
                     continue 'pairs;
                 }
             }
-            out.push((key.to_string(), val));
+            // Quoted values without escapes are borrowed from the line.
+            out.push((
+                key,
+                if escaped {
+                    Cow::Owned(val)
+                } else {
+                    Cow::Borrowed(&line[start..i - 1])
+                },
+            ));
         } else {
             let vs = i;
             while i < b.len() && b[i] > b' ' {
@@ -325,7 +366,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan {
                 }
                 i += 1;
             }
-            out.push((key.to_string(), line[vs..i].to_string()));
+            out.push((key, Cow::Borrowed(&line[vs..i])));
         }
     }
     (out, err)
@@ -352,10 +393,10 @@ pub fn logfmt(
             if v.is_empty() && !keep_empty {
                 continue;
             }
-            add_parsed(labels, &sanitize(&k), &v);
+            add_parsed(labels, &sanitize_cow(k), &v);
         } else {
             for (name, key) in params {
-                if *key == k {
+                if key == k {
                     add_parsed(labels, name, &v);
                 }
             }
@@ -553,6 +594,35 @@ mod tests {
         assert_eq!(l.parsed.get("method"), Some("GET"));
         assert_eq!(l.parsed.get("status"), Some("200 12"));
         assert!(parse_pattern("<a><b>").is_err());
+    }
+
+    #[test]
+    fn streaming_json_flatten_matches_the_tree_walk() {
+        let docs = [
+            r#"{"a":1.50,"b":{"c":"x\"y\u00e9","d":{"e":true}},"f":[1,{"g":2}],"h":null,"i":false}"#,
+            r#"{" sp ace ":{"1x":"v","a-b":-2e3}, "":{"k":"under empty"}, "app":"collides"}"#,
+            r#"{"dup":"first","dup":"second","n":{"dup":"nested"}}"#,
+            r#"  {"ok":"y"}  "#,
+            r#"{}"#,
+            r#"{"a":"unterminated"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} trailing"#,
+            r#"{"a":tru}"#,
+            r#"{"deep":"#,
+        ];
+        for doc in docs {
+            let base =
+                || EntryLabels::new(Arc::new(Labels::from_pairs([("app", "x")])), Labels::new());
+            let mut streamed = base();
+            json_stage(doc, &[], &mut streamed);
+            let mut tree = base();
+            match json::parse(doc) {
+                Ok(d @ Json::Object(_)) => flatten("", &d, &mut tree),
+                Ok(_) => unreachable!(),
+                Err(e) => tree.set_error("JSONParserErr", &e),
+            }
+            assert_eq!(streamed.flatten(), tree.flatten(), "{doc}");
+        }
     }
 
     #[test]

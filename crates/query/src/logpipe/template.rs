@@ -2,6 +2,7 @@
 //! fields, pipelines, `if`/`else if`/`else`/`with`, literals, trim markers, and Loki's
 //! and Sprig's function list. Missing fields render as empty strings (missingkey=zero).
 
+use super::gotime::{self, GoTime};
 use regex::Regex;
 use std::collections::HashMap;
 
@@ -16,6 +17,8 @@ pub enum V {
     F(f64),
     /// Boolean.
     B(bool),
+    /// A time (`__timestamp__`, `now`, `toDate`, `unixToTime`).
+    T(GoTime),
     /// No value.
     Nil,
 }
@@ -27,6 +30,7 @@ impl V {
             V::I(i) => *i != 0,
             V::F(f) => *f != 0.0,
             V::B(b) => *b,
+            V::T(_) => true,
             V::Nil => false,
         }
     }
@@ -38,6 +42,7 @@ impl V {
             V::I(i) => i.to_string(),
             V::F(f) => format!("{f}"),
             V::B(b) => b.to_string(),
+            V::T(t) => t.go_string(),
             V::Nil => String::new(),
         }
     }
@@ -53,6 +58,7 @@ impl V {
             V::I(i) => *i,
             V::F(f) => *f as i64,
             V::B(b) => *b as i64,
+            V::T(t) => t.secs,
             V::Nil => 0,
         }
     }
@@ -63,6 +69,7 @@ impl V {
             V::I(i) => *i as f64,
             V::F(f) => *f,
             V::B(b) => *b as i64 as f64,
+            V::T(t) => t.secs as f64,
             V::Nil => 0.0,
         }
     }
@@ -238,6 +245,7 @@ fn words(s: &str) -> Result<Vec<String>, String> {
                 i += 1;
                 out.push(s[st..i].to_string());
             }
+            b')' => return Err("unexpected right paren".into()),
             _ => {
                 let st = i;
                 while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'|' | b'(' | b')') {
@@ -626,7 +634,7 @@ fn call(name: &str, args: &[V], ctx: &Ctx<'_>) -> Result<V, String> {
     let b = |x: bool| Ok(V::B(x));
     match name {
         "__line__" => Ok(V::S(ctx.line.to_string())),
-        "__timestamp__" => Ok(V::I(ctx.ts)),
+        "__timestamp__" => Ok(V::T(GoTime::from_unix_nanos(ctx.ts))),
         "eq" => {
             need(args, 2, name)?;
             b(args[1..].iter().any(|x| compare(&args[0], x) == Equal))
@@ -868,9 +876,52 @@ fn call(name: &str, args: &[V], ctx: &Ctx<'_>) -> Result<V, String> {
         "duration" | "duration_seconds" => Ok(V::F(
             super::filters::parse_go_duration(&s(args, 0)).unwrap_or(0.0),
         )),
-        "unixEpoch" => Ok(V::I(ctx.ts / 1_000_000_000)),
-        "unixEpochMillis" => Ok(V::I(ctx.ts / 1_000_000)),
-        "unixEpochNanos" => Ok(V::I(ctx.ts)),
+        "unixEpoch" => Ok(V::S(time_arg(args, name)?.secs.to_string())),
+        "unixEpochMillis" => Ok(V::I(time_arg(args, name)?.unix_nanos() / 1_000_000)),
+        "unixEpochNanos" => Ok(V::I(time_arg(args, name)?.unix_nanos())),
+        "now" => Ok(V::T(GoTime::from_unix_nanos(now_nanos()))),
+        "date" => {
+            need(args, 2, name)?;
+            // Sprig: a time, or Unix seconds as an integer; anything else means now.
+            // Sprig shows the time in the server's zone (UTC).
+            let t = match &args[1] {
+                V::T(t) => t.in_utc(),
+                V::I(secs) => GoTime::from_unix_nanos(secs.saturating_mul(1_000_000_000)),
+                _ => GoTime::from_unix_nanos(now_nanos()),
+            };
+            Ok(V::S(gotime::format(&t, &s(args, 0))))
+        }
+        "toDate" => {
+            need(args, 2, name)?;
+            Ok(V::T(
+                gotime::parse(&s(args, 0), &s(args, 1), 0, "UTC")
+                    .unwrap_or_else(|_| GoTime::zero()),
+            ))
+        }
+        "toDateInZone" => {
+            need(args, 3, name)?;
+            let (offset, zone) = gotime::zone(&s(args, 1)).unwrap_or((0, "UTC".into()));
+            Ok(V::T(
+                gotime::parse(&s(args, 0), &s(args, 2), offset, &zone)
+                    .unwrap_or_else(|_| GoTime::zero()),
+            ))
+        }
+        "unixToTime" => {
+            need(args, 1, name)?;
+            let epoch = s(args, 0);
+            let bad = || format!("unable to parse time '{epoch}'");
+            let n: i64 = epoch.parse().map_err(|_| bad())?;
+            // The digit count says the unit: days, seconds, ms, µs or ns.
+            let ns = match epoch.len() {
+                5 => n.checked_mul(86_400 * 1_000_000_000),
+                10 => n.checked_mul(1_000_000_000),
+                13 => n.checked_mul(1_000_000),
+                16 => n.checked_mul(1_000),
+                19 => Some(n),
+                _ => None,
+            };
+            Ok(V::T(GoTime::from_unix_nanos(ns.ok_or_else(bad)?)))
+        }
         "urlencode" | "urlquery" => Ok(V::S(url_encode(&s(args, 0)))),
         "urldecode" => Ok(V::S(url_decode(&s(args, 0)))),
         "alignLeft" => {
@@ -892,6 +943,24 @@ fn call(name: &str, args: &[V], ctx: &Ctx<'_>) -> Result<V, String> {
         )),
         other => Err(format!("function {other:?} is not supported yet")),
     }
+}
+
+fn time_arg<'a>(args: &'a [V], name: &str) -> Result<&'a GoTime, String> {
+    match args.first() {
+        Some(V::T(t)) => Ok(t),
+        Some(other) => Err(format!(
+            "wrong type for value in {name}; expected time.Time; got {:?}",
+            other.text()
+        )),
+        None => Err(format!("wrong number of args for {name}: want 1 got 0")),
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn url_encode(s: &str) -> String {
@@ -1065,10 +1134,63 @@ mod tests {
     }
 
     #[test]
+    fn time_functions() {
+        // ts = 2023-11-14T22:13:20.123Z
+        assert_eq!(
+            render("{{ __timestamp__ }}", &[]),
+            "2023-11-14 22:13:20.123 +0000 UTC"
+        );
+        assert_eq!(
+            render(
+                r#"{{ __timestamp__ | date "2006-01-02T15:04:05.000Z07:00" }}"#,
+                &[]
+            ),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            render(
+                "{{ __timestamp__ | unixEpoch }} {{ __timestamp__ | unixEpochMillis }}",
+                &[]
+            ),
+            "1700000000 1700000000123"
+        );
+        assert_eq!(
+            render(
+                r#"{{ toDate "02/Jan/2006:15:04:05 -0700" .t | unixEpoch }}"#,
+                &[("t", "01/Jan/2024:02:00:00 +0200")]
+            ),
+            "1704067200"
+        );
+        assert_eq!(
+            render(
+                r#"{{ toDateInZone "2006-01-02 15:04" "+01:00" .t | date "15:04 MST" }}"#,
+                &[("t", "2024-01-01 10:00")]
+            ),
+            "09:00 UTC"
+        );
+        assert_eq!(
+            render(
+                r#"{{ .a | unixToTime | date "2006-01-02 15:04" }}|{{ .b | unixToTime | unixEpochNanos }}"#,
+                &[("a", "1704067200"), ("b", "1704067200123")]
+            ),
+            "2024-01-01 00:00|1704067200123000000"
+        );
+        assert_eq!(
+            render(r#"{{ toDate "2006" "nope" }}"#, &[]),
+            "0001-01-01 00:00:00 +0000 UTC"
+        );
+        assert_eq!(render(r#"{{ date "2006" 86400 }}"#, &[]), "1970");
+        let year: i64 = render(r#"{{ now | date "2006" }}"#, &[]).parse().unwrap();
+        assert!(year >= 2024);
+    }
+
+    #[test]
     fn errors() {
         assert!(Template::parse("{{ .a ").is_err());
         assert!(Template::parse("{{ nosuchfunc .a }}").is_err());
         assert!(Template::parse("{{ if .a }}x").is_err());
+        // found by fuzz/: a stray ')' once looped forever
+        assert!(Template::parse("{{.net)}} {{ (.a)) }}").is_err());
         let m = HashMap::new();
         let t = Template::parse("{{ div 1 0 }}").unwrap();
         assert!(t
