@@ -304,7 +304,7 @@ impl Store {
                 let s = seg.clone();
                 let all: Vec<usize> = (0..seg.streams.len()).collect();
                 let rows = tokio::task::spawn_blocking(move || {
-                    store.read_segment(&s, &all, (Timestamp::MIN, Timestamp::MAX), true)
+                    store.read_segment(&s, &all, (Timestamp::MIN, Timestamp::MAX), true, None)
                 })
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;

@@ -306,7 +306,11 @@ impl LogSource for StoreSource {
         // Pending deletes hide what they match; line filters need the lines.
         let deletes = self.0.tenant_deletes(req.tenant);
         let lines = req.lines || deletes.iter().any(|d| d.needs_lines());
-        let plan = self.0.plan(&SelectRequest { lines, ..*req });
+        let plan = self.0.plan(&SelectRequest {
+            lines,
+            line_filter: req.line_filter.clone(),
+            ..*req
+        });
         let mut streams: Vec<_> = plan.into_iter().collect();
         streams.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(streams
