@@ -435,6 +435,7 @@ fn retention_deletes_exactly_what_is_past_its_period() {
             && count_keys(&moto, "retention", ".index.json") == 2
     });
     assert_exactly(query_all(&server.addr, now - 240 * min), &kept);
+    assert_eq!(metric(&server.addr, "silt_segments_expired"), 2.0);
     drop(server);
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(bin(), dir.path(), &cfg, free_port());

@@ -228,6 +228,24 @@ impl Collector for StoreCollector {
         )?;
         counter(
             &mut enc,
+            "silt_segments_expired",
+            "Segments deleted or trimmed by retention and delete requests",
+            ld(&m.segments_expired),
+        )?;
+        counter(
+            &mut enc,
+            "silt_segments_compacted",
+            "Segments merged away by compaction",
+            ld(&m.segments_compacted),
+        )?;
+        counter(
+            &mut enc,
+            "silt_maintenance_errors",
+            "Failed maintenance passes (retention, deletes, compaction)",
+            ld(&m.maintenance_errors),
+        )?;
+        counter(
+            &mut enc,
             "silt_wal_full_refusals",
             "Pushes refused because the WAL reached storage.wal_max_size",
             ld(&m.wal_full_refusals),

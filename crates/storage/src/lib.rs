@@ -143,6 +143,12 @@ pub struct StoreMetrics {
     pub wal_full_refusals: AtomicU64,
     /// Consecutive failed flush attempts (0 when the last one succeeded).
     pub flush_failing_attempts: AtomicU64,
+    /// Segments deleted whole or trimmed by retention and delete requests.
+    pub segments_expired: AtomicU64,
+    /// Segments merged away by compaction.
+    pub segments_compacted: AtomicU64,
+    /// Failed maintenance passes.
+    pub maintenance_errors: AtomicU64,
 }
 
 /// The storage engine.

@@ -137,6 +137,13 @@ impl Store {
             self.compact(&mut report).await?;
         }
         report.objects_deleted += self.delete_due(false).await?;
+        let m = &self.metrics;
+        m.segments_expired.fetch_add(
+            (report.segments_deleted + report.segments_trimmed) as u64,
+            Ordering::Relaxed,
+        );
+        m.segments_compacted
+            .fetch_add(report.segments_merged as u64, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -399,7 +406,13 @@ impl Store {
                         tracing::info!(report = ?r, "maintenance pass")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "maintenance pass failed, will retry"),
+                    Err(e) => {
+                        store
+                            .metrics
+                            .maintenance_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "maintenance pass failed, will retry")
+                    }
                 }
             }
         })

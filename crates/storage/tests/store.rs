@@ -212,6 +212,8 @@ async fn retention_deletes_exactly_what_is_past_its_period() {
 
     let r = store.run_maintenance().await.unwrap();
     assert_eq!((r.segments_deleted, r.segments_trimmed), (1, 1), "{r:?}");
+    let expired = &store.metrics.segments_expired;
+    assert_eq!(expired.load(std::sync::atomic::Ordering::Relaxed), 2);
     let want_long = vec![(l90, "long 90m".to_string())];
     let want_short = vec![
         (s30, "short 30m".to_string()),
@@ -253,6 +255,8 @@ async fn compaction_merges_small_segments_with_identical_answers() {
     assert_eq!(before.0.len(), 500);
     let r = store.run_maintenance().await.unwrap();
     assert_eq!((r.segments_merged, r.segments_written), (5, 1), "{r:?}");
+    let compacted = &store.metrics.segments_compacted;
+    assert_eq!(compacted.load(std::sync::atomic::Ordering::Relaxed), 5);
     assert_eq!(segment_files(dir.path()), 1);
     assert_eq!((read(&store, "a").await, read(&store, "b").await), before);
     store.shutdown().await.unwrap();
