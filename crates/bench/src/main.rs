@@ -255,7 +255,8 @@ fn main() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = "auth_enabled: true\nlimits:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n".to_string();
+    // The benchmark data is from 2024: no retention.
+    let mut config = "auth_enabled: true\ncompactor:\n  retention_enabled: false\nlimits:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n".to_string();
     if let Some(ep) = &args.s3_endpoint {
         config.push_str(&format!(
             "storage:\n  object_store:\n    backend: s3\n    s3:\n      bucket: {}\n      endpoint: {ep}\n      force_path_style: true\n      access_key_id: bench\n      secret_access_key: bench\n",

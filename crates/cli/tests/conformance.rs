@@ -13,6 +13,9 @@ limits:
   ingestion_burst_size_mb: 1024
 storage:
   wal_fsync: false
+# the kit's data is from 2024: keep it past the default 7-day retention
+compactor:
+  retention_enabled: false
 ";
 
 #[test]

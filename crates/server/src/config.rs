@@ -55,7 +55,8 @@ impl Default for CompactorConfig {
             compaction_interval: Duration::from_secs(600),
             compaction_enabled: true,
             target_segment_size: 128 << 20,
-            retention_enabled: false,
+            // Silt keeps 7 days by default (Loki keeps everything unless told otherwise).
+            retention_enabled: true,
             retention_delete_delay: Duration::from_secs(120),
             delete_request_cancel_period: Duration::from_secs(24 * 3600),
         }
