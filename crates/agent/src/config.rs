@@ -218,6 +218,9 @@ pub struct TailConfig {
     /// Node name label for `kubernetes_pods` (default: env `NODE_NAME`, else `HOSTNAME`).
     #[serde(default)]
     pub node_name: Option<String>,
+    /// `kubernetes_pods`: pod labels/annotations from the API (list + watch of this node's pods).
+    #[serde(default)]
+    pub kubernetes_api: Option<crate::k8s::KubernetesApiConfig>,
     /// Prometheus relabel rules run once per file on its target labels (`__path__` included);
     /// a file whose labels end up empty or `drop`ped is not tailed.
     #[serde(default)]
@@ -402,6 +405,15 @@ impl AgentConfig {
                     for g in t.include.iter().chain(&t.exclude) {
                         crate::glob::Glob::new(g)
                             .map_err(|e| Error::Config(format!("{at}: {e}")))?;
+                    }
+                    if let Some(k) = &t.kubernetes_api {
+                        if !matches!(s, SourceConfig::KubernetesPods(_)) {
+                            return bad(format!(
+                                "{at}: kubernetes_api only applies to kubernetes_pods"
+                            ));
+                        }
+                        crate::client::Endpoint::parse(&k.url)
+                            .map_err(|e| Error::Config(format!("{at}: kubernetes_api: {e}")))?;
                     }
                     if t.max_line_size == 0 {
                         return bad(format!("{at}: max_line_size must be > 0"));

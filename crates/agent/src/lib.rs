@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod file;
 pub mod glob;
+pub mod k8s;
 pub mod metrics;
 pub mod push_source;
 pub mod relabel;

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub truncations: Counter,
     pub push_received_entries: Counter,
     pub buffer_bytes: Gauge,
+    pub k8s_pods_cached: Gauge,
     pub registry: Registry,
 }
 
@@ -63,6 +64,7 @@ pub fn metrics() -> &'static Metrics {
             truncations: Counter::default(),
             push_received_entries: Counter::default(),
             buffer_bytes: Gauge::default(),
+            k8s_pods_cached: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -139,6 +141,11 @@ pub fn metrics() -> &'static Metrics {
             "silt_agent_buffer_bytes",
             "Bytes in the push receiver's disk buffer",
             m.buffer_bytes.clone(),
+        );
+        r.register(
+            "silt_agent_kubernetes_pods_cached",
+            "Pods in the Kubernetes metadata cache",
+            m.k8s_pods_cached.clone(),
         );
         Metrics { registry: r, ..m }
     })

@@ -57,7 +57,7 @@ pub async fn run(
                 );
             }
             _ => {
-                let src = FileSource::new(
+                let mut src = FileSource::new(
                     i,
                     s,
                     &data_dir,
@@ -66,6 +66,14 @@ pub async fn run(
                     arx,
                     shutdown.clone(),
                 )?;
+                if let SourceConfig::KubernetesPods(t) = s {
+                    if let Some(api) = &t.kubernetes_api {
+                        let cache = Arc::new(crate::k8s::PodCache::default());
+                        let node = crate::file::node_name(t);
+                        tokio::spawn(crate::k8s::watch_pods(api.clone(), node, cache.clone()));
+                        src = src.with_pod_cache(cache);
+                    }
+                }
                 threads.push(
                     std::thread::Builder::new()
                         .name(format!("src-{name}"))

@@ -351,31 +351,7 @@ fn kubernetes_pod_layout_gets_path_labels_and_partial_lines_are_joined() {
         root.display()
     );
     let _agent = Agent::start(&tmp.path().join("agent"), &cfg, &[("NODE_NAME", "node-7")]);
-    let ts = || {
-        let ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let secs = (ns / 1_000_000_000) as i64;
-        let (d, s) = (secs / 86400, secs % 86400);
-        // Civil date from days (UTC).
-        let z = d + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!(
-            "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-            s / 3600,
-            s / 60 % 60,
-            s % 60,
-            ns % 1_000_000_000
-        )
-    };
+    let ts = rfc3339_now;
     let log0 = cdir.join("0.log");
     // Partial chunks split across writes, with a full stderr line in between.
     append(
@@ -666,4 +642,166 @@ fn bad_config_is_refused_with_the_key_named() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A small fake Kubernetes API: `GET /api/v1/pods` lists `pods`, `?watch=1` streams the
+/// events queued in `events` (chunked, newline-delimited JSON) until the test ends.
+struct FakeApi {
+    addr: String,
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn pod_json(
+    uid: &str,
+    ns: &str,
+    name: &str,
+    labels: serde_json::Value,
+    annotations: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({"metadata": {"uid": uid, "namespace": ns, "name": name, "labels": labels, "annotations": annotations},
+        "status": {"phase": "Running", "podIP": "10.1.2.3"}})
+}
+
+impl FakeApi {
+    fn start(pods: Vec<serde_json::Value>) -> FakeApi {
+        use std::io::{BufRead, BufReader};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (ev, rq) = (events.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let (ev, rq, pods) = (ev.clone(), rq.clone(), pods.clone());
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(conn.try_clone().unwrap());
+                    let mut first = String::new();
+                    r.read_line(&mut first).unwrap();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    rq.lock().unwrap().push(first.clone());
+                    let mut w = conn;
+                    if first.contains("watch=1") {
+                        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+                        loop {
+                            let pending: Vec<String> = std::mem::take(&mut *ev.lock().unwrap());
+                            for e in pending {
+                                let data = format!("{e}\n");
+                                if w.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                    let body = serde_json::json!({"kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": pods}).to_string();
+                    let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                });
+            }
+        });
+        FakeApi {
+            addr,
+            events,
+            requests,
+        }
+    }
+}
+
+#[test]
+fn kubernetes_api_metadata_enriches_pod_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let api = FakeApi::start(vec![pod_json(
+        "uid-1",
+        "shop",
+        "web-1",
+        serde_json::json!({"app.kubernetes.io/name": "shop-web", "team": "payments"}),
+        serde_json::json!({}),
+    )]);
+    let root = tmp.path().join("pods");
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_pods\n    root: {}\n    node_name: node-7\n    kubernetes_api: {{url: 'http://{}'}}\n    relabel_rules:\n      - {{regex: '__meta_kubernetes_pod_label_(team)', action: labelmap}}\n{FAST}",
+        client_cfg(&server),
+        root.display(),
+        api.addr
+    );
+    let agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    wait_for("pod listed", || {
+        agent.metric("silt_agent_kubernetes_pods_cached") >= 1.0
+    });
+    let d1 = root.join("shop_web-1_uid-1/nginx");
+    std::fs::create_dir_all(&d1).unwrap();
+    append(
+        &d1.join("0.log"),
+        &[format!("{} stdout F listed pod line", rfc3339_now())],
+    );
+    let got = wait_lines(
+        &server.addr,
+        r#"{namespace="shop"}"#,
+        &["listed pod line".to_string()],
+    );
+    let l = &got[0].labels;
+    assert_eq!(l.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(l.get("service_name").map(String::as_str), Some("shop-web"));
+    assert_eq!(l.get("job").map(String::as_str), Some("shop/nginx"));
+
+    // A pod created later arrives through the watch stream.
+    let added = pod_json(
+        "uid-2",
+        "search",
+        "idx-0",
+        serde_json::json!({"team": "search"}),
+        serde_json::json!({"k8s.grafana.com/logs.job": "search/indexer"}),
+    );
+    api.events
+        .lock()
+        .unwrap()
+        .push(serde_json::json!({"type": "ADDED", "object": added}).to_string());
+    wait_for("pod watched", || {
+        agent.metric("silt_agent_kubernetes_pods_cached") >= 2.0
+    });
+    let d2 = root.join("search_idx-0_uid-2/indexer");
+    std::fs::create_dir_all(&d2).unwrap();
+    append(
+        &d2.join("0.log"),
+        &[format!("{} stderr F watched pod line", rfc3339_now())],
+    );
+    let got = wait_lines(
+        &server.addr,
+        r#"{namespace="search"}"#,
+        &["watched pod line".to_string()],
+    );
+    let l = &got[0].labels;
+    assert_eq!(l.get("team").map(String::as_str), Some("search"));
+    assert_eq!(l.get("job").map(String::as_str), Some("search/indexer"));
+    assert_eq!(l.get("service_name").map(String::as_str), Some("indexer"));
+    // Node-scoped list and watch.
+    let reqs = api.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains("watch=1") && r.contains("resourceVersion=100")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .all(|r| r.contains("fieldSelector=spec.nodeName%3Dnode-7")),
+        "{reqs:?}"
+    );
+}
+
+/// Now as RFC 3339 with nanoseconds (CRI timestamps).
+fn rfc3339_now() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let s = silt_proto::time::format_rfc3339(ns);
+    format!("{}.{:09}Z", s.trim_end_matches('Z'), ns % 1_000_000_000)
 }

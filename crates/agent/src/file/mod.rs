@@ -39,6 +39,14 @@ enum Layout {
     Airflow,
 }
 
+/// Node name for `kubernetes_pods`: config, else env `NODE_NAME`, else `HOSTNAME`.
+pub fn node_name(t: &TailConfig) -> Option<String> {
+    t.node_name
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
 /// A tailing source, ready to run on its own thread.
 pub struct FileSource {
     idx: usize,
@@ -64,6 +72,9 @@ pub struct FileSource {
     out: Vec<Item>,
     /// A rotation was seen: scan now for the new file instead of at the next period.
     rediscover: bool,
+    /// Pod metadata from the Kubernetes API, and the cache version labels were built from.
+    pods: Option<Arc<crate::k8s::PodCache>>,
+    pods_version: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -135,11 +146,7 @@ impl FileSource {
             SourceConfig::File(t) => (t.clone(), Layout::Plain, Format::Raw, vec![]),
             SourceConfig::KubernetesPods(t) => {
                 let root = t.root.clone().unwrap_or_else(|| "/var/log/pods".into());
-                let node = t
-                    .node_name
-                    .clone()
-                    .or_else(|| std::env::var("NODE_NAME").ok())
-                    .or_else(|| std::env::var("HOSTNAME").ok());
+                let node = node_name(t);
                 let inc = vec![format!("{}/*/*/*.log", root.display())];
                 (t.clone(), Layout::Pods { root, node }, Format::Auto, inc)
             }
@@ -193,7 +200,32 @@ impl FileSource {
             restored,
             out: Vec::new(),
             rediscover: false,
+            pods: None,
+            pods_version: 0,
         })
+    }
+
+    /// Enriches pod targets from this cache (kept up to date by `k8s::watch_pods`).
+    pub fn with_pod_cache(mut self, cache: Arc<crate::k8s::PodCache>) -> FileSource {
+        self.pods = Some(cache);
+        self
+    }
+
+    /// Metadata changed: rebuild every open file's labels.
+    fn refresh_labels(&mut self) {
+        let Some(v) = self.pods.as_ref().map(|c| c.version()) else {
+            return;
+        };
+        if v == self.pods_version {
+            return;
+        }
+        self.pods_version = v;
+        for i in 0..self.tailers.len() {
+            if let Some((labels, metadata)) = self.target_labels(&self.tailers[i].path) {
+                self.tailers[i].labels = labels;
+                self.tailers[i].metadata = metadata;
+            }
+        }
     }
 
     /// Runs until shutdown; then waits for the client's final acknowledgements and
@@ -311,6 +343,7 @@ impl FileSource {
     }
 
     fn discover(&mut self) {
+        self.refresh_labels();
         let found = self.matched_paths();
         let found_set: HashSet<&PathBuf> = found.iter().collect();
         // Live files whose path vanished are drained; a changed identity is a rotation.
@@ -400,6 +433,13 @@ impl FileSource {
             Layout::Pods { root, node } => {
                 let info = paths::kubernetes(root, path, node.as_deref())?;
                 ls.extend(info.labels);
+                let uid = ls
+                    .get("__meta_kubernetes_pod_uid")
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(meta) = self.pods.as_ref().and_then(|c| c.get(&uid)) {
+                    meta.target_labels(&mut ls);
+                }
             }
             Layout::Airflow => {
                 ls.insert("filename".into(), path_str);
