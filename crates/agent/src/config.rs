@@ -143,6 +143,8 @@ pub enum SourceConfig {
     Airflow(TailConfig),
     /// Loki push API receiver (`loki.source.api`) on the agent's listener.
     LokiPush(PushSourceConfig),
+    /// Kubernetes Event objects as log lines (`loki.source.kubernetes_events`).
+    KubernetesEvents(crate::k8s_events::EventsConfig),
 }
 
 /// Line format of tailed files.
@@ -287,6 +289,7 @@ impl SourceConfig {
             SourceConfig::KubernetesPods(_) => "kubernetes_pods",
             SourceConfig::Airflow(_) => "airflow",
             SourceConfig::LokiPush(_) => "loki_push",
+            SourceConfig::KubernetesEvents(_) => "kubernetes_events",
         }
     }
 
@@ -297,6 +300,7 @@ impl SourceConfig {
                 t.name.clone()
             }
             SourceConfig::LokiPush(p) => p.name.clone(),
+            SourceConfig::KubernetesEvents(e) => e.name.clone(),
         };
         n.unwrap_or_else(|| self.kind().to_string())
     }
@@ -427,6 +431,15 @@ impl AgentConfig {
                         .map_err(|e| Error::Config(format!("{at}: relabel_rules: {e}")))?;
                     crate::stages::Pipeline::new(&t.stages)
                         .map_err(|e| Error::Config(format!("{at}: stages: {e}")))?;
+                }
+                SourceConfig::KubernetesEvents(e) => {
+                    crate::client::Endpoint::parse(&e.url)
+                        .map_err(|x| Error::Config(format!("{at}: url: {x}")))?;
+                    for k in e.labels.keys() {
+                        if !silt_proto::is_valid_label_name(k) {
+                            return bad(format!("{at}: labels: invalid label name {k:?}"));
+                        }
+                    }
                 }
                 SourceConfig::LokiPush(p) => {
                     if self.server.listen.is_none() {

@@ -183,7 +183,8 @@ impl PodMeta {
     }
 }
 
-struct Api {
+/// A plain-HTTP Kubernetes API client for list + watch.
+pub(crate) struct Api {
     host: String,
     port: u16,
     base_path: String,
@@ -191,6 +192,22 @@ struct Api {
 }
 
 impl Api {
+    pub(crate) fn new(url: &str, token_file: Option<PathBuf>) -> Result<Api, String> {
+        let ep = crate::client::Endpoint::parse(url).map_err(|e| e.to_string())?;
+        // Endpoint::parse defaults an empty path to the push path; the API base has none.
+        let base_path = if ep.path == "/loki/api/v1/push" {
+            String::new()
+        } else {
+            ep.path.trim_end_matches('/').to_string()
+        };
+        Ok(Api {
+            host: ep.host,
+            port: ep.port,
+            base_path,
+            token_file,
+        })
+    }
+
     async fn get(
         &self,
         path_and_query: &str,
@@ -220,36 +237,99 @@ impl Api {
         }
         Ok(resp)
     }
+
+    /// Lists `path`, then watches from the list's resourceVersion. `f` gets `("LIST", item)`
+    /// for listed objects, the event type and object for watch events, and `("IDLE", null)`
+    /// every 30 s of silence. Ok when the server ends the watch (the caller re-lists).
+    pub(crate) async fn list_watch(
+        &self,
+        path: &str,
+        query: &str,
+        mut f: impl FnMut(&str, &Value),
+    ) -> Result<(), String> {
+        let resp = self.get(&format!("{path}?limit=500{query}")).await?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let list: Value = serde_json::from_slice(&body).map_err(|e| format!("list {path}: {e}"))?;
+        let rv = list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        for item in list["items"].as_array().into_iter().flatten() {
+            f("LIST", item);
+        }
+        let resp = self
+            .get(&format!(
+                "{path}?watch=1&allowWatchBookmarks=true&resourceVersion={rv}{query}"
+            ))
+            .await?;
+        let mut body = resp.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let frame = match tokio::time::timeout(Duration::from_secs(30), body.frame()).await {
+                Err(_) => {
+                    f("IDLE", &Value::Null);
+                    continue;
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(fr)) => fr.map_err(|e| e.to_string())?,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                let ty = ev["type"].as_str().unwrap_or("");
+                // 410 Gone and friends: start over with a fresh list.
+                if ty == "ERROR" {
+                    return Err(format!("watch error: {}", ev["object"]));
+                }
+                f(ty, &ev["object"]);
+            }
+        }
+    }
 }
 
 /// Keeps `cache` in sync with the API until the process ends; reconnects with backoff.
 pub async fn watch_pods(cfg: KubernetesApiConfig, node: Option<String>, cache: Arc<PodCache>) {
-    let ep = match crate::client::Endpoint::parse(&cfg.url) {
-        Ok(e) => e,
+    let api = match Api::new(&cfg.url, cfg.token_file.clone()) {
+        Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "kubernetes_api.url invalid, no pod metadata");
             return;
         }
     };
-    // Endpoint::parse defaults an empty path to the push path; the API base has none.
-    let base_path = if ep.path == "/loki/api/v1/push" {
-        String::new()
-    } else {
-        ep.path.trim_end_matches('/').to_string()
-    };
-    let api = Api {
-        host: ep.host,
-        port: ep.port,
-        base_path,
-        token_file: cfg.token_file.clone(),
-    };
     let selector = node
         .filter(|n| !n.is_empty())
         .map(|n| format!("&fieldSelector=spec.nodeName%3D{n}"))
         .unwrap_or_default();
+    let grace = cfg.deleted_grace;
     let mut delay = Duration::from_millis(500);
     loop {
-        match list_and_watch(&api, &selector, &cache, cfg.deleted_grace).await {
+        let res = api
+            .list_watch("/api/v1/pods", &selector, |ty, o| match ty {
+                "LIST" | "ADDED" | "MODIFIED" => {
+                    if let Some((uid, m)) = PodMeta::from_object(o) {
+                        cache.upsert(uid, m);
+                    }
+                }
+                "DELETED" => {
+                    if let Some(uid) = o["metadata"]["uid"].as_str() {
+                        cache.mark_deleted(uid);
+                    }
+                }
+                _ => cache.expire(grace),
+            })
+            .await;
+        match res {
             Ok(()) => delay = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(error = %e, "kubernetes pod watch failed, retrying");
@@ -257,77 +337,6 @@ pub async fn watch_pods(cfg: KubernetesApiConfig, node: Option<String>, cache: A
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
-    }
-}
-
-async fn list_and_watch(
-    api: &Api,
-    selector: &str,
-    cache: &PodCache,
-    grace: Duration,
-) -> Result<(), String> {
-    let resp = api
-        .get(&format!("/api/v1/pods?limit=500{selector}"))
-        .await?;
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let list: Value = serde_json::from_slice(&body).map_err(|e| format!("pod list: {e}"))?;
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    for item in list["items"].as_array().into_iter().flatten() {
-        if let Some((uid, m)) = PodMeta::from_object(item) {
-            cache.upsert(uid, m);
-        }
-    }
-    let resp = api
-        .get(&format!(
-            "/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion={rv}{selector}"
-        ))
-        .await?;
-    let mut body = resp.into_body();
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        // Expire deleted pods even when the stream is quiet.
-        let frame = match tokio::time::timeout(Duration::from_secs(30), body.frame()).await {
-            Err(_) => {
-                cache.expire(grace);
-                continue;
-            }
-            Ok(None) => return Ok(()),
-            Ok(Some(f)) => f.map_err(|e| e.to_string())?,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        buf.extend_from_slice(&data);
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            match ev["type"].as_str() {
-                Some("ADDED" | "MODIFIED") => {
-                    if let Some((uid, m)) = PodMeta::from_object(&ev["object"]) {
-                        cache.upsert(uid, m);
-                    }
-                }
-                Some("DELETED") => {
-                    if let Some(uid) = ev["object"]["metadata"]["uid"].as_str() {
-                        cache.mark_deleted(uid);
-                    }
-                }
-                // 410 Gone and friends: start over with a fresh list.
-                Some("ERROR") => return Err(format!("watch error: {}", ev["object"])),
-                _ => {}
-            }
-        }
-        cache.expire(grace);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod file;
 pub mod glob;
 pub mod k8s;
+pub mod k8s_events;
 pub mod metrics;
 pub mod push_source;
 pub mod relabel;

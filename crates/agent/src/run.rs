@@ -45,6 +45,17 @@ pub async fn run(
         ack_txs.push(atx);
         let name = s.name();
         match s {
+            SourceConfig::KubernetesEvents(e) => {
+                threads.push(crate::k8s_events::spawn(
+                    i,
+                    e,
+                    &name,
+                    &data_dir,
+                    tx.clone(),
+                    arx,
+                    stop_rx.clone(),
+                )?);
+            }
             SourceConfig::LokiPush(p) => {
                 let buf = Arc::new(Buffer::open(data_dir.join("buffer").join(&name), p)?);
                 state.push = Some(buf.clone());

@@ -690,11 +690,15 @@ impl FakeApi {
                         w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
                         loop {
                             let pending: Vec<String> = std::mem::take(&mut *ev.lock().unwrap());
-                            for e in pending {
+                            for (k, e) in pending.iter().enumerate() {
                                 let data = format!("{e}\n");
                                 if w.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
                                     .is_err()
                                 {
+                                    // A dead watcher (agent stopped): leave the rest for the next one.
+                                    ev.lock()
+                                        .unwrap()
+                                        .splice(0..0, pending[k..].iter().cloned());
                                     return;
                                 }
                             }
@@ -804,4 +808,66 @@ fn rfc3339_now() -> String {
         .as_nanos() as i64;
     let s = silt_proto::time::format_rfc3339(ns);
     format!("{}.{:09}Z", s.trim_end_matches('Z'), ns % 1_000_000_000)
+}
+
+#[test]
+fn kubernetes_events_are_shipped_and_not_resent_after_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let at = |secs_ago: i64| silt_proto::time::format_rfc3339(now - secs_ago * 1_000_000_000);
+    let ev = |uid: &str, reason: &str, ts: String| {
+        serde_json::json!({"metadata": {"uid": uid, "namespace": "shop", "resourceVersion": uid},
+            "involvedObject": {"kind": "Pod", "name": "web-1", "apiVersion": "v1"},
+            "reason": reason, "type": "Normal", "message": format!("{reason} happened"),
+            "source": {"component": "kubelet"}, "lastTimestamp": ts})
+    };
+    let api = FakeApi::start(vec![
+        ev("e1", "Scheduled", at(30)),
+        ev("e2", "Pulled", at(20)),
+    ]);
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_events\n    url: 'http://{}'\n",
+        client_cfg(&server),
+        api.addr
+    );
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let q = r#"{job="loki.source.kubernetes_events"}"#;
+    let line = |uid: &str, reason: &str| {
+        format!("name=web-1 kind=Pod objectAPIversion=v1 eventRV={uid} sourcecomponent=kubelet reason={reason} type=Normal msg=\"{reason} happened\"")
+    };
+    wait_lines(
+        &server.addr,
+        q,
+        &[line("e1", "Scheduled"), line("e2", "Pulled")],
+    );
+    let watched = serde_json::json!({"type": "ADDED", "object": ev("e3", "Started", at(10))});
+    api.events.lock().unwrap().push(watched.to_string());
+    let got = wait_lines(&server.addr, q, &[line("e3", "Started")]);
+    assert_eq!(
+        got[0].labels.get("namespace").map(String::as_str),
+        Some("shop")
+    );
+    assert_eq!(
+        got[0].labels.get("instance").map(String::as_str),
+        Some("kubernetes_events")
+    );
+
+    // Restart: the re-listed old events are behind the persisted cursor.
+    assert!(agent.sigterm().success());
+    agent.spawn();
+    let killed = serde_json::json!({"type": "ADDED", "object": ev("e4", "Killing", at(0))});
+    api.events.lock().unwrap().push(killed.to_string());
+    wait_lines(&server.addr, q, &[line("e4", "Killing")]);
+    wait_for("acknowledged", || {
+        agent.metric("loki_write_sent_entries") >= 1.0
+    });
+    assert_eq!(
+        agent.metric("loki_write_sent_entries"),
+        1.0,
+        "old events were sent again"
+    );
 }
