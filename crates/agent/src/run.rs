@@ -36,7 +36,7 @@ pub async fn run(
     let shutdown = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Small channel: back-pressure reaches the readers instead of piling up in memory.
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(8);
     let mut ack_txs = Vec::new();
     let mut threads = Vec::new();
     let mut state = AppState::default();

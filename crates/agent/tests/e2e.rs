@@ -650,6 +650,8 @@ struct FakeApi {
     addr: String,
     events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Watch connections so far; only the newest one is served.
+    watches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn pod_json(
@@ -670,10 +672,11 @@ impl FakeApi {
         let addr = l.local_addr().unwrap().to_string();
         let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let (ev, rq) = (events.clone(), requests.clone());
+        let watches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (ev, rq, wg) = (events.clone(), requests.clone(), watches.clone());
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
-                let (ev, rq, pods) = (ev.clone(), rq.clone(), pods.clone());
+                let (ev, rq, pods, wg) = (ev.clone(), rq.clone(), pods.clone(), wg.clone());
                 std::thread::spawn(move || {
                     let mut r = BufReader::new(conn.try_clone().unwrap());
                     let mut first = String::new();
@@ -687,8 +690,11 @@ impl FakeApi {
                     rq.lock().unwrap().push(first.clone());
                     let mut w = conn;
                     if first.contains("watch=1") {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let me = wg.fetch_add(1, SeqCst) + 1;
                         w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-                        loop {
+                        // A write to a dead peer can succeed, so stale watchers stop serving.
+                        while wg.load(SeqCst) == me {
                             let pending: Vec<String> = std::mem::take(&mut *ev.lock().unwrap());
                             for (k, e) in pending.iter().enumerate() {
                                 let data = format!("{e}\n");
@@ -704,6 +710,7 @@ impl FakeApi {
                             }
                             std::thread::sleep(Duration::from_millis(50));
                         }
+                        return;
                     }
                     let body = serde_json::json!({"kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": pods}).to_string();
                     let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
@@ -714,6 +721,7 @@ impl FakeApi {
             addr,
             events,
             requests,
+            watches,
         }
     }
 }
@@ -858,7 +866,11 @@ fn kubernetes_events_are_shipped_and_not_resent_after_restart() {
 
     // Restart: the re-listed old events are behind the persisted cursor.
     assert!(agent.sigterm().success());
+    let before = api.watches.load(std::sync::atomic::Ordering::SeqCst);
     agent.spawn();
+    wait_for("new watch", || {
+        api.watches.load(std::sync::atomic::Ordering::SeqCst) > before
+    });
     let killed = serde_json::json!({"type": "ADDED", "object": ev("e4", "Killing", at(0))});
     api.events.lock().unwrap().push(killed.to_string());
     wait_lines(&server.addr, q, &[line("e4", "Killing")]);

@@ -7,6 +7,8 @@
 pub mod format;
 pub mod paths;
 pub mod positions;
+#[cfg(test)]
+mod tests;
 
 use crate::config::{Format, SourceConfig, TailConfig};
 use crate::glob::Glob;
@@ -29,7 +31,7 @@ use tokio::sync::mpsc;
 const FP_MAX: u64 = 1024;
 const READ_CHUNK: usize = 256 * 1024;
 /// Per file per turn, so one busy file cannot starve the others.
-const MAX_READ_PER_TURN: u64 = 4 << 20;
+const MAX_READ_PER_TURN: u64 = 1 << 20;
 
 /// Which path layout adds labels.
 #[derive(Clone, Debug)]
@@ -324,6 +326,9 @@ impl FileSource {
                 offset: c.offset,
             })
             .collect();
+        // Records not claimed yet (stopped before the first scan) must survive, or a quick
+        // restart would forget every position.
+        recs.extend(self.restored.iter().cloned());
         recs.sort_by(|a, b| a.path.cmp(&b.path).then(a.inode.cmp(&b.inode)));
         if let Err(e) = positions::save(&self.positions_path, &recs) {
             tracing::warn!(source = %self.name, error = %e, "writing positions failed");
@@ -552,7 +557,11 @@ impl FileSource {
         let size = md.len();
         {
             let t = &mut self.tailers[i];
-            if size < t.offset + t.pending.len() as u64 {
+            let pos = t.offset + t.pending.len() as u64;
+            // Truncated and written again past our offset between two polls: the size alone
+            // cannot tell, the first bytes can (cheap: at most 1 KiB, only when data is new).
+            let rewritten = size > pos && t.fp.1 > 0 && fingerprint(&t.file, t.fp.1) != t.fp;
+            if size < pos || rewritten {
                 tracing::info!(path = %t.path.display(), "file truncated, restarting at 0");
                 metrics().truncations.inc();
                 t.offset = 0;
@@ -564,6 +573,9 @@ impl FileSource {
                     self.cfg.max_line_action,
                 );
                 t.fp = (0, 0);
+                if let Some(c) = self.committed.get_mut(&t.id) {
+                    c.fp = t.fp;
+                }
             }
         }
         let mut total = 0;
