@@ -1,7 +1,7 @@
 //! `silt-bench-agent`: silt-agent tailing throughput, CPU and memory into a real server.
 //!
 //!     cargo build --release -p silt -p silt-agent -p silt-bench
-//!     target/release/silt-bench-agent [--mb 512] [--rate-lines 10000 --rate-secs 30]
+//!     target/release/silt-bench-agent [--mb 512] [--rate-lines 10000 --rate-secs 30] [--null-sink]
 //!
 //! Phase 1 (throughput): writes `--mb` of 200-byte lines to a file, starts the agent on it
 //! and times until the server acknowledged every line (`loki_write_sent_entries_total`);
@@ -30,6 +30,51 @@ struct Args {
     /// Duration of the steady-rate phase.
     #[arg(long, default_value_t = 30)]
     rate_secs: u64,
+    /// Also measure against a null sink (answers 204 without decoding) to separate the
+    /// agent's own cost from the server's ingest speed.
+    #[arg(long)]
+    null_sink: bool,
+}
+
+/// An HTTP endpoint that reads each request body and answers 204.
+fn null_sink() -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err()
+                        || w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
 }
 
 const SERVER_CONFIG: &str =
@@ -119,25 +164,31 @@ fn main() {
     }
     f.flush().unwrap();
     drop(f);
-    let (mut agent, listen) = start_agent(
-        &dir.join("silt-agent"),
-        &tmp.path().join("a1"),
-        &server.url(),
-        &format!("{}/big.log", logs.display()),
-    );
-    let t = Instant::now();
-    while metric(&listen, "loki_write_sent_entries") < n as f64 {
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(t.elapsed() < Duration::from_secs(1800), "timeout");
+    let throughput = |target: &str, label: &str, sub: &str| {
+        let (mut agent, listen) = start_agent(
+            &dir.join("silt-agent"),
+            &tmp.path().join(sub),
+            target,
+            &format!("{}/big.log", logs.display()),
+        );
+        let t = Instant::now();
+        while metric(&listen, "loki_write_sent_entries") < n as f64 {
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(t.elapsed() < Duration::from_secs(1800), "timeout");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(agent.id());
+        let rss = peak_rss(agent.id()).unwrap_or(0);
+        let _ = agent.kill();
+        let _ = agent.wait();
+        let mb = bytes as f64 / 1e6;
+        println!("throughput ({label}): {n} lines, {mb:.0} MB in {secs:.2}s = {:.0} lines/s, {:.1} MB/s; agent CPU {cpu:.2}s ({:.1} MB per CPU-second); peak RSS {:.1} MiB",
+            n as f64 / secs, mb / secs, mb / cpu.max(1e-9), rss as f64 / 1048576.0);
+    };
+    if a.null_sink {
+        throughput(&null_sink(), "null sink", "a0");
     }
-    let secs = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(agent.id());
-    let rss = peak_rss(agent.id()).unwrap_or(0);
-    let _ = agent.kill();
-    let _ = agent.wait();
-    let mb = bytes as f64 / 1e6;
-    println!("throughput: {n} lines, {mb:.0} MB in {secs:.2}s = {:.0} lines/s, {:.1} MB/s; agent CPU {cpu:.2}s ({:.1} MB/s per CPU-second, {:.3} CPU-s per MB); peak RSS {:.1} MiB",
-        n as f64 / secs, mb / secs, mb / cpu.max(1e-9), cpu / mb, rss as f64 / 1048576.0);
+    throughput(&server.url(), "silt server", "a1");
 
     // Phase 2: steady rate.
     let path2 = logs.join("steady.log");
