@@ -66,6 +66,9 @@ pub const TENANT_LABEL: &str = "__tenant_id__";
 
 /// Removes internal (`__`-prefixed) labels.
 pub fn strip_internal(labels: &mut Labels) {
+    if !labels.iter().any(|(k, _)| k.starts_with("__")) {
+        return;
+    }
     let internal: Vec<String> = labels
         .iter()
         .filter(|(k, _)| k.starts_with("__"))

@@ -457,11 +457,21 @@ impl FileSource {
             }
         }
         let labels = Labels::from_pairs(ls);
-        let labels = if self.relabel.is_empty() {
+        let mut labels = if self.relabel.is_empty() {
             labels
         } else {
             self.relabel.apply(&labels)?
         };
+        // Discovery labels stop here (as in Alloy), so entries do not carry them per line;
+        // a tenant chosen by relabeling is kept.
+        let tenant = labels.get(crate::TENANT_LABEL).map(str::to_string);
+        crate::strip_internal(&mut labels);
+        if let Some(t) = tenant {
+            labels.set(crate::TENANT_LABEL, &t);
+        }
+        if labels.is_empty() {
+            return None;
+        }
         Some((labels, Labels::from_pairs(md)))
     }
 
@@ -707,6 +717,10 @@ impl FileSource {
     }
 
     fn run_pipeline(&mut self, rec: Record, ack: Ack) {
+        if self.pipeline.is_empty() {
+            self.out.push(Item::Record(rec));
+            return;
+        }
         let mut outs = Vec::new();
         self.pipeline.process(rec, &mut outs);
         if outs.is_empty() {

@@ -161,6 +161,11 @@ impl Pipeline {
         Ok(Pipeline { stages })
     }
 
+    /// Whether there are no stages.
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
     /// Runs `rec` through every stage.
     pub fn process(&mut self, rec: Record, out: &mut Vec<Record>) {
         self.run_from(0, vec![rec], out);
