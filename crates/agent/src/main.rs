@@ -6,6 +6,10 @@ use silt_agent::config::{AgentConfig, ClientConfig, ServerConfig, SourceConfig, 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+// glibc malloc was the top of the profile (one allocation per line and label set).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "silt-agent",

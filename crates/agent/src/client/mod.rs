@@ -21,7 +21,11 @@ type StreamKey = (Option<String>, Labels);
 
 #[derive(Default)]
 struct Batch {
-    streams: HashMap<StreamKey, Vec<Entry>>,
+    streams: Vec<(StreamKey, Vec<Entry>)>,
+    index: HashMap<StreamKey, usize>,
+    /// Stream of the previous entry: consecutive entries usually share it, and comparing
+    /// is cheaper than hashing the label set again.
+    last: Option<usize>,
     /// Latest offset per (source, unit): acks arrive in order, so the last one wins.
     acks: HashMap<(usize, u64), u64>,
     bytes: u64,
@@ -132,10 +136,16 @@ impl Client {
         }
         b.bytes += rec.entry.line.len() as u64;
         b.entries += 1;
-        b.streams
-            .entry((tenant, labels))
-            .or_default()
-            .push(rec.entry);
+        let key = (tenant, labels);
+        let i = match b.last.filter(|&i| b.streams[i].0 == key) {
+            Some(i) => i,
+            None => *b.index.entry(key.clone()).or_insert_with(|| {
+                b.streams.push((key, Vec::new()));
+                b.streams.len() - 1
+            }),
+        };
+        b.last = Some(i);
+        b.streams[i].1.push(rec.entry);
     }
 
     /// Sends the batch; false when shutdown abandoned it (the client must stop).

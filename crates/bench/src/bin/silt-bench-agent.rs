@@ -107,6 +107,7 @@ fn start_agent(bin: &Path, dir: &Path, server: &str, glob: &str) -> (Child, Stri
         "data_dir: {}\nserver: {{listen: '{listen}'}}\nclient: {{url: '{server}', batch_wait: 200ms}}\nsources:\n  - type: file\n    include: ['{glob}']\n    labels: {{job: bench}}\n    max_line_size: 1MiB\n",
         dir.join("data").display()
     );
+    std::fs::create_dir_all(dir).unwrap();
     let p = dir.join("agent.yaml");
     std::fs::write(&p, cfg).unwrap();
     let child = Command::new(bin)
