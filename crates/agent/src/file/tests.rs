@@ -187,3 +187,84 @@ fn model_random_writes_rotations_truncations_and_restarts_deliver_exactly_once()
         assert_eq!(got, want, "seed {seed}: order or content differs");
     }
 }
+
+fn harness(tmp: &Path, extra: &str) -> (Harness, PathBuf) {
+    let logs = tmp.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let yaml = format!(
+        "type: file\ninclude: ['{}/*.log']\npoll_interval: 5ms\ndiscovery_period: 20ms\n{extra}",
+        logs.display()
+    );
+    let h = Harness {
+        dir: tmp.to_path_buf(),
+        cfg: serde_yaml::from_str(&yaml).unwrap(),
+        shutdown: Arc::new(AtomicBool::new(false)),
+        thread: None,
+        client: None,
+        got: Default::default(),
+    };
+    (h, logs)
+}
+
+fn append_lines(p: &Path, lines: &[&str]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+#[test]
+fn tail_from_end_skips_old_content_but_reads_new_files_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, logs) = harness(tmp.path(), "tail_from_end: true\n");
+    append_lines(&logs.join("old.log"), &["old-1", "old-2"]);
+    h.start();
+    // Lines appended after start-up are read; the existing ones are not.
+    std::thread::sleep(Duration::from_millis(100));
+    append_lines(&logs.join("old.log"), &["old-3"]);
+    // A file appearing while running is read from its start.
+    append_lines(&logs.join("new.log"), &["new-1", "new-2"]);
+    h.wait_received(3);
+    h.stop();
+    let mut got = h.got.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, vec!["new-1", "new-2", "old-3"]);
+    // A restart resumes from the stored position instead of the end.
+    append_lines(&logs.join("old.log"), &["old-4"]);
+    h.got.lock().unwrap().clear();
+    h.start();
+    h.wait_received(1);
+    std::thread::sleep(Duration::from_millis(100));
+    h.stop();
+    assert_eq!(*h.got.lock().unwrap(), vec!["old-4"]);
+}
+
+#[test]
+fn over_long_lines_are_cut_and_the_next_line_survives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, logs) = harness(tmp.path(), "max_line_size: 1KiB\n");
+    h.start();
+    let long = "y".repeat(300 * 1024);
+    append_lines(&logs.join("a.log"), &["short", &long, "after"]);
+    h.wait_received(3);
+    h.stop();
+    let got = h.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], "short");
+    assert_eq!(got[1], "y".repeat(1024));
+    assert_eq!(got[2], "after");
+    let (mut h, logs) = harness(
+        &tmp.path().join("drop"),
+        "max_line_size: 1KiB\nmax_line_action: drop\n",
+    );
+    h.start();
+    append_lines(&logs.join("a.log"), &[&long, "kept"]);
+    h.wait_received(1);
+    std::thread::sleep(Duration::from_millis(100));
+    h.stop();
+    assert_eq!(*h.got.lock().unwrap(), vec!["kept"]);
+}
