@@ -3,7 +3,7 @@
 const NS_PER_SEC: i64 = 1_000_000_000;
 
 /// Days since 1970-01-01 for a proleptic Gregorian civil date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

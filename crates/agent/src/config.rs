@@ -1,0 +1,516 @@
+//! The agent's YAML configuration: parse (with `${VAR}` expansion) → [`AgentConfig::validate`]
+//! → build. Every struct rejects unknown keys so typos fail at start-up, not silently.
+
+use crate::error::{Error, Result};
+use crate::relabel::RelabelConfig;
+use crate::stages::StageConfig;
+use crate::units::{de_duration, de_opt_duration, de_size};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Whole agent configuration (`config/agent.example.yaml` documents every key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Config format version; only `1` exists.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Where positions and the push-receiver disk buffer live. Must survive restarts.
+    pub data_dir: Option<PathBuf>,
+    /// The agent's own HTTP listener: `/ready`, `/metrics`, Loki push receiver.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where logs are shipped.
+    pub client: ClientConfig,
+    /// How often acknowledged positions are written to disk.
+    #[serde(default)]
+    pub positions: PositionsConfig,
+    /// Log sources.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The agent's HTTP listener.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port`; no listener when absent (a `loki_push` source requires one).
+    pub listen: Option<String>,
+}
+
+/// Positions file settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PositionsConfig {
+    /// Period between writes of the positions file (also written on shutdown).
+    #[serde(deserialize_with = "de_duration")]
+    pub sync_period: Duration,
+}
+
+impl Default for PositionsConfig {
+    fn default() -> Self {
+        PositionsConfig {
+            sync_period: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The Loki push client (`loki.write` in Alloy, `clients:` in Promtail).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Push URL; a bare `http://host:port` gets `/loki/api/v1/push`. Plain HTTP only.
+    pub url: String,
+    /// `X-Scope-OrgID` for entries without a `__tenant_id__`; none when empty.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Labels added to every stream (an entry's own label wins).
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    /// Extra HTTP headers on every push.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Flush once a batch holds this many line bytes (1 MiB like Alloy).
+    #[serde(default = "d_batch_size", deserialize_with = "de_size")]
+    pub batch_size: u64,
+    /// Flush a non-empty batch after this long (1s like Alloy).
+    #[serde(default = "d_batch_wait", deserialize_with = "de_duration")]
+    pub batch_wait: Duration,
+    /// Per-request timeout.
+    #[serde(default = "d_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// First retry delay; doubles up to `max_backoff`, with full jitter.
+    #[serde(default = "d_min_backoff", deserialize_with = "de_duration")]
+    pub min_backoff: Duration,
+    /// Longest retry delay (a larger `Retry-After` is still honoured).
+    #[serde(default = "d_max_backoff", deserialize_with = "de_duration")]
+    pub max_backoff: Duration,
+    /// Retries before a batch is dropped and counted; 0 = retry forever (the default:
+    /// files on disk are the buffer, so waiting loses nothing while they are not rotated away).
+    #[serde(default)]
+    pub max_retries: u32,
+}
+
+fn d_batch_size() -> u64 {
+    1 << 20
+}
+fn d_batch_wait() -> Duration {
+    Duration::from_secs(1)
+}
+fn d_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn d_min_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+fn d_max_backoff() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl ClientConfig {
+    /// A client with defaults for `url` (used by the quick-start flags).
+    pub fn for_url(url: &str) -> ClientConfig {
+        ClientConfig {
+            url: url.to_string(),
+            tenant_id: None,
+            external_labels: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            batch_size: d_batch_size(),
+            batch_wait: d_batch_wait(),
+            timeout: d_timeout(),
+            min_backoff: d_min_backoff(),
+            max_backoff: d_max_backoff(),
+            max_retries: 0,
+        }
+    }
+}
+
+/// A log source; `type` selects it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Files matched by globs.
+    File(TailConfig),
+    /// Pod logs under `/var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log` with path labels.
+    KubernetesPods(TailConfig),
+    /// Airflow task logs under `dag_id=*/run_id=*/task_id=*/[map_index=*/]attempt=*.log`.
+    Airflow(TailConfig),
+    /// Loki push API receiver (`loki.source.api`) on the agent's listener.
+    LokiPush(PushSourceConfig),
+    /// Kubernetes Event objects as log lines (`loki.source.kubernetes_events`).
+    KubernetesEvents(crate::k8s_events::EventsConfig),
+}
+
+/// Line format of tailed files.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The line as is; timestamp = read time.
+    #[default]
+    Raw,
+    /// CRI (containerd, CRI-O) with `P`/`F` partial reassembly.
+    Cri,
+    /// Docker json-file with partial (no trailing `\n`) reassembly.
+    Docker,
+    /// CRI or docker, decided per line (raw when neither parses).
+    Auto,
+}
+
+/// What to do with a line longer than `max_line_size`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LineAction {
+    /// Keep the first `max_line_size` bytes.
+    #[default]
+    Truncate,
+    /// Drop the line (counted).
+    Drop,
+}
+
+/// Settings shared by the tailing sources (`file`, `kubernetes_pods`, `airflow`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailConfig {
+    /// Name used in logs and metrics; defaults to the type.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Globs (`*`, `?`, `**`, `[a-z]`, `{a,b}`); `kubernetes_pods`/`airflow` derive them from `root`.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Globs of paths never tailed (e.g. `**/*.tmp`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Root directory (`kubernetes_pods`: `/var/log/pods`; `airflow`: `/opt/airflow/logs`).
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Line format (`kubernetes_pods` defaults to `auto`).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Static labels for every entry of this source.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Files without a stored position found at start-up start at their end.
+    /// Files appearing later are always read from the start.
+    #[serde(default)]
+    pub tail_from_end: bool,
+    /// Lines (after partial reassembly) longer than this are truncated or dropped.
+    #[serde(default = "d_max_line", deserialize_with = "de_size")]
+    pub max_line_size: u64,
+    /// `truncate` (default) or `drop`.
+    #[serde(default)]
+    pub max_line_action: LineAction,
+    /// Period between reads of open files when idle.
+    #[serde(default = "d_poll", deserialize_with = "de_duration")]
+    pub poll_interval: Duration,
+    /// Period between glob scans for new, rotated and deleted files.
+    #[serde(default = "d_discovery", deserialize_with = "de_duration")]
+    pub discovery_period: Duration,
+    /// Skip files not modified for this long when first seen (not set = never skip).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub ignore_older_than: Option<Duration>,
+    /// Also tail files ending in `.gz`/`.tmp`/`.bz2`/`.zip` (off: rotated archives are ignored).
+    #[serde(default)]
+    pub include_compressed: bool,
+    /// Node name label for `kubernetes_pods` (default: env `NODE_NAME`, else `HOSTNAME`).
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// `kubernetes_pods`: pod labels/annotations from the API (list + watch of this node's pods).
+    #[serde(default)]
+    pub kubernetes_api: Option<crate::k8s::KubernetesApiConfig>,
+    /// Prometheus relabel rules run once per file on its target labels (`__path__` included);
+    /// a file whose labels end up empty or `drop`ped is not tailed.
+    #[serde(default)]
+    pub relabel_rules: Vec<RelabelConfig>,
+    /// Processing stages run on every entry, in order.
+    #[serde(default, deserialize_with = "crate::stages::de_stages")]
+    pub stages: Vec<StageConfig>,
+}
+
+fn d_max_line() -> u64 {
+    256 * 1024
+}
+fn d_poll() -> Duration {
+    Duration::from_millis(250)
+}
+fn d_discovery() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl TailConfig {
+    /// A `file` source for the quick-start flags.
+    pub fn for_globs(include: Vec<String>, labels: BTreeMap<String, String>) -> TailConfig {
+        let mut c: TailConfig =
+            serde_yaml::from_str("{}").expect("an empty map is a valid TailConfig");
+        c.include = include;
+        c.labels = labels;
+        c
+    }
+}
+
+/// `loki_push` receiver settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSourceConfig {
+    /// Name used in logs, metrics and the buffer directory.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Labels added to every received stream.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Keep the pushed timestamps (default: replace with receive time, as Alloy).
+    #[serde(default)]
+    pub use_incoming_timestamp: bool,
+    /// Disk buffer cap; the oldest buffered requests are dropped (and counted) beyond it.
+    #[serde(default = "d_buffer", deserialize_with = "de_size")]
+    pub max_buffer_size: u64,
+    /// Relabel rules run on each received stream's labels.
+    #[serde(default)]
+    pub relabel_rules: Vec<RelabelConfig>,
+    /// Processing stages.
+    #[serde(default, deserialize_with = "crate::stages::de_stages")]
+    pub stages: Vec<StageConfig>,
+}
+
+fn d_buffer() -> u64 {
+    256 << 20
+}
+
+impl SourceConfig {
+    /// Type name as written in YAML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::File(_) => "file",
+            SourceConfig::KubernetesPods(_) => "kubernetes_pods",
+            SourceConfig::Airflow(_) => "airflow",
+            SourceConfig::LokiPush(_) => "loki_push",
+            SourceConfig::KubernetesEvents(_) => "kubernetes_events",
+        }
+    }
+
+    /// The configured or default name.
+    pub fn name(&self) -> String {
+        let n = match self {
+            SourceConfig::File(t) | SourceConfig::KubernetesPods(t) | SourceConfig::Airflow(t) => {
+                t.name.clone()
+            }
+            SourceConfig::LokiPush(p) => p.name.clone(),
+            SourceConfig::KubernetesEvents(e) => e.name.clone(),
+        };
+        n.unwrap_or_else(|| self.kind().to_string())
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. Unset variables without a
+/// default are an error (a silently empty URL or tenant is worse than refusing to start).
+pub fn expand_env(text: &str, get: impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r
+                .find('}')
+                .ok_or_else(|| Error::Config("unterminated ${ in config".into()))?;
+            let expr = &r[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            match get(name).or_else(|| default.map(str::to_string)) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return Err(Error::Config(format!(
+                        "environment variable {name} is not set (use ${{{name}:-default}})"
+                    )))
+                }
+            }
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl AgentConfig {
+    /// Parses YAML text after env expansion (no validation).
+    pub fn parse(text: &str) -> Result<AgentConfig> {
+        let text = expand_env(text, |k| std::env::var(k).ok())?;
+        serde_yaml::from_str(&text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<AgentConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg = AgentConfig::parse(&text).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        cfg.validate().map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
+    /// Pure checks with messages naming the offending key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.version != 1 {
+            return bad(format!(
+                "version: {} is not supported (only 1)",
+                self.version
+            ));
+        }
+        crate::client::Endpoint::parse(&self.client.url)?;
+        if self.client.batch_size == 0 {
+            return bad("client.batch_size must be > 0".into());
+        }
+        if self.client.min_backoff > self.client.max_backoff {
+            return bad("client.min_backoff is larger than client.max_backoff".into());
+        }
+        for k in self.client.external_labels.keys() {
+            if !silt_proto::is_valid_label_name(k) {
+                return bad(format!("client.external_labels: invalid label name {k:?}"));
+            }
+        }
+        if self.sources.is_empty() {
+            return bad("sources: at least one source is required".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let name = s.name();
+            let at = format!("sources[{i}] ({name})");
+            if !names.insert(name.clone()) {
+                return bad(format!("{at}: duplicate source name; set `name`"));
+            }
+            if name.contains(['/', '\\']) || name.starts_with('.') {
+                return bad(format!("{at}: name must not contain '/' or start with '.'"));
+            }
+            match s {
+                SourceConfig::File(t)
+                | SourceConfig::KubernetesPods(t)
+                | SourceConfig::Airflow(t) => {
+                    if matches!(s, SourceConfig::File(_)) && t.include.is_empty() {
+                        return bad(format!("{at}: include needs at least one glob"));
+                    }
+                    for g in t.include.iter().chain(&t.exclude) {
+                        crate::glob::Glob::new(g)
+                            .map_err(|e| Error::Config(format!("{at}: {e}")))?;
+                    }
+                    if let Some(k) = &t.kubernetes_api {
+                        if !matches!(s, SourceConfig::KubernetesPods(_)) {
+                            return bad(format!(
+                                "{at}: kubernetes_api only applies to kubernetes_pods"
+                            ));
+                        }
+                        crate::client::Endpoint::parse(&k.url)
+                            .map_err(|e| Error::Config(format!("{at}: kubernetes_api: {e}")))?;
+                    }
+                    if t.max_line_size == 0 {
+                        return bad(format!("{at}: max_line_size must be > 0"));
+                    }
+                    for k in t.labels.keys() {
+                        if !silt_proto::is_valid_label_name(k) {
+                            return bad(format!("{at}: labels: invalid label name {k:?}"));
+                        }
+                    }
+                    crate::relabel::Relabeler::new(&t.relabel_rules)
+                        .map_err(|e| Error::Config(format!("{at}: relabel_rules: {e}")))?;
+                    crate::stages::Pipeline::new(&t.stages)
+                        .map_err(|e| Error::Config(format!("{at}: stages: {e}")))?;
+                }
+                SourceConfig::KubernetesEvents(e) => {
+                    crate::client::Endpoint::parse(&e.url)
+                        .map_err(|x| Error::Config(format!("{at}: url: {x}")))?;
+                    for k in e.labels.keys() {
+                        if !silt_proto::is_valid_label_name(k) {
+                            return bad(format!("{at}: labels: invalid label name {k:?}"));
+                        }
+                    }
+                }
+                SourceConfig::LokiPush(p) => {
+                    if self.server.listen.is_none() {
+                        return bad(format!("{at}: needs server.listen"));
+                    }
+                    crate::relabel::Relabeler::new(&p.relabel_rules)
+                        .map_err(|e| Error::Config(format!("{at}: relabel_rules: {e}")))?;
+                    crate::stages::Pipeline::new(&p.stages)
+                        .map_err(|e| Error::Config(format!("{at}: stages: {e}")))?;
+                }
+            }
+        }
+        if self.data_dir.is_none() {
+            return bad("data_dir is required (positions are kept there)".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_expansion() {
+        let get = |k: &str| (k == "A").then(|| "x".to_string());
+        assert_eq!(
+            expand_env("a=${A} b=${B:-d} $$ $c", get).unwrap(),
+            "a=x b=d $ $c"
+        );
+        assert!(expand_env("${B}", get)
+            .unwrap_err()
+            .to_string()
+            .contains("B is not set"));
+        assert!(expand_env("${A", get).is_err());
+    }
+
+    const MIN: &str = "data_dir: /tmp/x\nclient: {url: http://h:3100}\nsources: [{type: file, include: [/a/*.log]}]\n";
+
+    #[test]
+    fn minimal_config_validates() {
+        let c = AgentConfig::parse(MIN).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.client.batch_size, 1 << 20);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = AgentConfig::parse(&MIN.replace("include:", "includ:")).unwrap_err();
+        assert!(e.to_string().contains("includ"), "{e}");
+        let e = AgentConfig::parse(&format!("{MIN}bogus: 1\n")).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let c = AgentConfig::parse(&MIN.replace("http://h:3100", "ftp://h")).unwrap();
+        assert!(c.validate().is_err());
+        let c = AgentConfig::parse(&MIN.replace("[/a/*.log]", "[]")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("sources[0]"));
+        let c = AgentConfig::parse(&MIN.replace("data_dir: /tmp/x\n", "")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("data_dir"));
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/agent.example.yaml");
+        let text = std::fs::read_to_string(p).unwrap();
+        let text = expand_env(&text, |_| Some("node-1".into())).unwrap();
+        let c: AgentConfig = serde_yaml::from_str(&text).unwrap();
+        c.validate().unwrap();
+        assert!(c.sources.len() >= 3);
+    }
+}

@@ -1,0 +1,122 @@
+//! Durable per-source positions: `<data_dir>/positions/<source>.yaml`, written whole to a
+//! temp file and renamed, so a crash leaves the old or the new version, never a torn one.
+//! Offsets are only ever the acknowledged ones (see `crate::Ack`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One file's resume point and identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileRecord {
+    pub path: String,
+    pub dev: u64,
+    pub inode: u64,
+    /// xxh3 of the first `fp_len` bytes (≤ 1 KiB); guards against inode reuse.
+    pub fingerprint: u64,
+    pub fp_len: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PositionsFile {
+    version: u32,
+    files: Vec<FileRecord>,
+}
+
+/// Promtail / agent-static legacy layout: `positions: {path: "offset"}`.
+#[derive(Deserialize)]
+struct LegacyFile {
+    positions: BTreeMap<String, String>,
+}
+
+/// Loads records; a missing file is empty. A corrupt file is moved aside and treated as
+/// empty (re-reading means duplicates, refusing to start means an outage: loki#1457).
+pub fn load(path: &Path) -> Vec<FileRecord> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "positions unreadable, starting fresh");
+            return Vec::new();
+        }
+    };
+    if let Ok(f) = serde_yaml::from_str::<PositionsFile>(&text) {
+        return f.files;
+    }
+    if let Ok(l) = serde_yaml::from_str::<LegacyFile>(&text) {
+        // No identity in the legacy format: identity 0 means "match by path" on open.
+        return l
+            .positions
+            .into_iter()
+            .filter_map(|(p, o)| {
+                Some(FileRecord {
+                    path: p,
+                    dev: 0,
+                    inode: 0,
+                    fingerprint: 0,
+                    fp_len: 0,
+                    offset: o.trim().parse().ok()?,
+                })
+            })
+            .collect();
+    }
+    let aside = path.with_extension("corrupt");
+    tracing::warn!(path = %path.display(), moved_to = %aside.display(), "positions file corrupt, starting fresh");
+    let _ = std::fs::rename(path, &aside);
+    Vec::new()
+}
+
+/// Writes records atomically (temp file, fsync, rename, fsync dir).
+pub fn save(path: &Path, files: &[FileRecord]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp: PathBuf = path.with_extension("yaml.tmp");
+    let text = serde_yaml::to_string(&PositionsFile {
+        version: 1,
+        files: files.to_vec(),
+    })
+    .map_err(std::io::Error::other)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_legacy_and_corrupt() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("positions/a.yaml");
+        assert!(load(&p).is_empty());
+        let r = FileRecord {
+            path: "/x/0.log".into(),
+            dev: 1,
+            inode: 2,
+            fingerprint: 3,
+            fp_len: 4,
+            offset: 5,
+        };
+        save(&p, std::slice::from_ref(&r)).unwrap();
+        assert_eq!(load(&p), vec![r]);
+        std::fs::write(&p, "positions:\n  /var/log/a.log: \"42\"\n").unwrap();
+        let l = load(&p);
+        assert_eq!(
+            (l[0].path.as_str(), l[0].offset, l[0].inode),
+            ("/var/log/a.log", 42, 0)
+        );
+        std::fs::write(&p, "\0\0\0garbage: [").unwrap();
+        assert!(load(&p).is_empty());
+        assert!(p.with_extension("corrupt").exists());
+    }
+}

@@ -1,0 +1,358 @@
+//! `loki_push`: a Loki push receiver (`loki.source.api`). Each accepted request is written
+//! to a disk buffer (`<data_dir>/buffer/<source>/<seq>.push`, fsynced) before the 204, then
+//! a reader thread feeds it through relabel rules and stages to the client; the file is
+//! deleted once the client acknowledged it. At the size cap the oldest files are dropped and
+//! counted (`loki_write_dropped_entries_total{reason="buffer_full"}`).
+
+use crate::config::PushSourceConfig;
+use crate::metrics::{count_dropped, metrics};
+use crate::relabel::Relabeler;
+use crate::stages::Pipeline;
+use crate::{now_ns, Ack, Item, Record, TENANT_LABEL};
+use silt_model::Labels;
+use silt_proto::{decode_push, encode_push_protobuf, DecodeLimits, PushStream};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Files read ahead of acknowledgement, bounding memory.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Shared between the HTTP handler and the reader thread.
+pub struct Buffer {
+    dir: PathBuf,
+    max_bytes: u64,
+    next_seq: AtomicU64,
+    /// Serialises writers with the cap enforcement.
+    lock: Mutex<()>,
+    use_incoming_timestamp: bool,
+}
+
+/// Why a push was refused.
+#[derive(Debug)]
+pub enum PushReject {
+    Bad(u16, String),
+    Io(String),
+}
+
+fn seq_of(p: &Path) -> Option<u64> {
+    if p.extension()? != "push" {
+        return None;
+    }
+    p.file_stem()?.to_str()?.parse().ok()
+}
+
+fn list(dir: &Path) -> Vec<(u64, PathBuf, u64)> {
+    let mut v: Vec<(u64, PathBuf, u64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            let s = seq_of(&p)?;
+            let len = e.metadata().ok()?.len();
+            Some((s, p, len))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+impl Buffer {
+    pub fn open(dir: PathBuf, c: &PushSourceConfig) -> std::io::Result<Buffer> {
+        std::fs::create_dir_all(&dir)?;
+        let files = list(&dir);
+        let next = files.last().map_or(1, |f| f.0 + 1);
+        metrics()
+            .buffer_bytes
+            .set(files.iter().map(|f| f.2 as i64).sum());
+        Ok(Buffer {
+            dir,
+            max_bytes: c.max_buffer_size,
+            next_seq: AtomicU64::new(next),
+            lock: Mutex::new(()),
+            use_incoming_timestamp: c.use_incoming_timestamp,
+        })
+    }
+
+    /// Decodes and durably buffers one push body.
+    pub fn accept(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Result<usize, PushReject> {
+        let req = decode_push(
+            body,
+            content_type,
+            content_encoding,
+            false,
+            &DecodeLimits::default(),
+        )
+        .map_err(|e| PushReject::Bad(e.status(), e.message().to_string()))?;
+        let now = now_ns();
+        let mut streams = req.streams;
+        let mut n = 0;
+        for s in &mut streams {
+            n += s.entries.len();
+            if !self.use_incoming_timestamp {
+                for e in &mut s.entries {
+                    e.ts = now;
+                }
+            }
+        }
+        metrics().push_received_entries.inc_by(n as u64);
+        let pb = encode_push_protobuf(&streams);
+        let t = tenant.unwrap_or("").as_bytes();
+        let mut data = Vec::with_capacity(4 + t.len() + pb.len());
+        data.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        data.extend_from_slice(t);
+        data.extend_from_slice(&pb);
+        if data.len() as u64 > self.max_bytes {
+            return Err(PushReject::Bad(
+                413,
+                "request larger than the agent's buffer".into(),
+            ));
+        }
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut files = list(&self.dir);
+        let mut total: u64 = files.iter().map(|f| f.2).sum();
+        // Oldest dropped only at the cap.
+        while total + data.len() as u64 > self.max_bytes && !files.is_empty() {
+            let (_, p, len) = files.remove(0);
+            let dropped = read_file(&p)
+                .map(|(_, s)| s.iter().map(|s| s.entries.len()).sum())
+                .unwrap_or(0);
+            if std::fs::remove_file(&p).is_ok() {
+                count_dropped("buffer_full", dropped as u64, len);
+                total -= len;
+            }
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let path = self.dir.join(format!("{seq:020}.push"));
+        let tmp = path.with_extension("tmp");
+        let io = |e: std::io::Error| PushReject::Io(e.to_string());
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&data).map_err(io)?;
+        f.sync_data().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        metrics()
+            .buffer_bytes
+            .set((total + data.len() as u64) as i64);
+        Ok(n)
+    }
+}
+
+fn read_file(p: &Path) -> Option<(String, Vec<PushStream>)> {
+    let data = std::fs::read(p).ok()?;
+    let tl = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+    let tenant = String::from_utf8(data.get(4..4 + tl)?.to_vec()).ok()?;
+    let req = decode_push(
+        data.get(4 + tl..)?,
+        Some("application/x-protobuf"),
+        None,
+        false,
+        &DecodeLimits::default(),
+    )
+    .ok()?;
+    Some((tenant, req.streams))
+}
+
+/// The reader side: buffer files → records.
+pub struct PushSource {
+    idx: usize,
+    name: String,
+    buffer: Arc<Buffer>,
+    labels: BTreeMap<String, String>,
+    relabel: Relabeler,
+    pipeline: Pipeline,
+    tx: mpsc::Sender<Vec<Item>>,
+    acks: std_mpsc::Receiver<Ack>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl PushSource {
+    pub fn new(
+        idx: usize,
+        c: &PushSourceConfig,
+        name: String,
+        buffer: Arc<Buffer>,
+        tx: mpsc::Sender<Vec<Item>>,
+        acks: std_mpsc::Receiver<Ack>,
+        shutdown: Arc<AtomicBool>,
+    ) -> crate::Result<PushSource> {
+        let err = crate::Error::Config;
+        Ok(PushSource {
+            idx,
+            name,
+            buffer,
+            labels: c.labels.clone(),
+            relabel: Relabeler::new(&c.relabel_rules).map_err(err)?,
+            pipeline: Pipeline::new(&c.stages).map_err(err)?,
+            tx,
+            acks,
+            shutdown,
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut in_flight: BTreeSet<u64> = BTreeSet::new();
+        let mut done_upto = 0u64;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            while let Ok(a) = self.acks.try_recv() {
+                self.acked(a, &mut in_flight);
+            }
+            let mut sent = false;
+            for (seq, path, _) in list(&self.buffer.dir) {
+                if in_flight.len() >= MAX_IN_FLIGHT {
+                    break;
+                }
+                if seq <= done_upto || in_flight.contains(&seq) {
+                    continue;
+                }
+                done_upto = seq;
+                let Some((tenant, streams)) = read_file(&path) else {
+                    tracing::warn!(path = %path.display(), "unreadable buffer file, removing");
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                };
+                in_flight.insert(seq);
+                let items = self.records(seq, &tenant, streams);
+                if self.tx.blocking_send(items).is_err() {
+                    return;
+                }
+                sent = true;
+            }
+            if !sent {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let mut rest = Vec::new();
+        self.pipeline.flush(&mut rest);
+        let _ = self
+            .tx
+            .blocking_send(rest.into_iter().map(Item::Record).collect());
+        let (dead, _) = mpsc::channel(1);
+        self.tx = dead;
+        while let Ok(a) = self.acks.recv() {
+            self.acked(a, &mut in_flight);
+        }
+        tracing::info!(source = %self.name, "push source stopped");
+    }
+
+    fn acked(&self, a: Ack, in_flight: &mut BTreeSet<u64>) {
+        if in_flight.remove(&a.unit) {
+            let p = self.buffer.dir.join(format!("{:020}.push", a.unit));
+            let _ = std::fs::remove_file(p);
+            let total: u64 = list(&self.buffer.dir).iter().map(|f| f.2).sum();
+            metrics().buffer_bytes.set(total as i64);
+        }
+    }
+
+    fn records(&mut self, seq: u64, tenant: &str, streams: Vec<PushStream>) -> Vec<Item> {
+        let ack = Ack {
+            source: self.idx,
+            unit: seq,
+            offset: 1,
+        };
+        let mut items = Vec::new();
+        for s in streams {
+            let mut ls: Labels = s.labels.clone();
+            // Incoming internal labels are not trusted (Alloy drops them too).
+            crate::strip_internal(&mut ls);
+            for (k, v) in &self.labels {
+                ls.set(k, v);
+            }
+            if !tenant.is_empty() {
+                ls.set(TENANT_LABEL, tenant);
+            }
+            let Some(ls) = (if self.relabel.is_empty() {
+                Some(ls)
+            } else {
+                self.relabel.apply(&ls)
+            }) else {
+                continue;
+            };
+            for e in s.entries {
+                let rec = Record {
+                    labels: ls.clone(),
+                    entry: e,
+                    extracted: BTreeMap::new(),
+                    ack: None,
+                };
+                let mut out = Vec::new();
+                self.pipeline.process(rec, &mut out);
+                items.extend(out.into_iter().map(Item::Record));
+            }
+        }
+        // The whole file is acknowledged once, after all its entries.
+        items.push(Item::Ack(ack));
+        items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silt_model::Entry;
+
+    fn cfg(max: &str) -> PushSourceConfig {
+        serde_yaml::from_str(&format!(
+            "{{max_buffer_size: {max}, use_incoming_timestamp: true}}"
+        ))
+        .unwrap()
+    }
+
+    fn body(n: usize) -> Vec<u8> {
+        encode_push_protobuf(&[PushStream {
+            labels: Labels::from_pairs([("app", "a")]),
+            entries: (0..n)
+                .map(|i| Entry {
+                    ts: i as i64,
+                    line: format!(
+                        "line {i} {:032x}{:032x}",
+                        fastrand::u128(..),
+                        fastrand::u128(..)
+                    ),
+                    metadata: Labels::new(),
+                })
+                .collect(),
+        }])
+    }
+
+    #[test]
+    fn buffers_and_drops_oldest_at_cap() {
+        let d = tempfile::tempdir().unwrap();
+        let b = Buffer::open(d.path().join("b"), &cfg("3000")).unwrap();
+        assert_eq!(
+            b.accept(&body(5), Some("application/x-protobuf"), None, Some("t1"))
+                .unwrap(),
+            5
+        );
+        let (tenant, streams) = read_file(&list(&b.dir)[0].1).unwrap();
+        assert_eq!((tenant.as_str(), streams[0].entries.len()), ("t1", 5));
+        for _ in 0..10 {
+            b.accept(&body(5), Some("application/x-protobuf"), None, None)
+                .unwrap();
+        }
+        let total: u64 = list(&b.dir).iter().map(|f| f.2).sum();
+        assert!(total <= 3000, "{total}");
+        assert!(list(&b.dir).len() < 11);
+        // Garbage is refused with the decoder's status.
+        assert!(matches!(
+            b.accept(b"junk", Some("application/x-protobuf"), None, None),
+            Err(PushReject::Bad(400, _))
+        ));
+        // A restart continues the sequence.
+        let b2 = Buffer::open(d.path().join("b"), &cfg("3000")).unwrap();
+        assert!(b2.next_seq.load(Ordering::SeqCst) > list(&b.dir).last().unwrap().0);
+    }
+}

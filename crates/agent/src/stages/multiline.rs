@@ -1,0 +1,154 @@
+//! `multiline`: merges a block that starts at a `firstline` match with the lines that
+//! follow, per stream, flushing on the next first line, `max_lines` or `max_wait_time`.
+
+use super::Stage;
+use crate::Record;
+use regex::Regex;
+use serde::Deserialize;
+use silt_model::Labels;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// `multiline` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// Regex marking the first line of a block.
+    pub firstline: String,
+    /// Flush a block this long after its first line (3s like Alloy).
+    #[serde(default = "d_wait", deserialize_with = "crate::units::de_duration")]
+    pub max_wait_time: Duration,
+    /// Flush a block at this many lines (128 like Alloy).
+    #[serde(default = "d_lines")]
+    pub max_lines: usize,
+    /// Trim trailing newlines of each line before joining.
+    #[serde(default)]
+    pub trim_newlines: bool,
+}
+
+fn d_wait() -> Duration {
+    Duration::from_secs(3)
+}
+fn d_lines() -> usize {
+    128
+}
+
+struct Block {
+    rec: Record,
+    lines: usize,
+    /// Wall-clock ns when the block started (for max_wait_time).
+    started: i64,
+}
+
+pub struct Multiline {
+    re: Regex,
+    c: MultilineConfig,
+    blocks: HashMap<Labels, Block>,
+}
+
+impl Multiline {
+    pub fn new(c: &MultilineConfig) -> Result<Multiline, String> {
+        if c.max_lines == 0 {
+            return Err("multiline: max_lines must be > 0".into());
+        }
+        Ok(Multiline {
+            re: Regex::new(&c.firstline).map_err(|e| format!("invalid firstline: {e}"))?,
+            c: c.clone(),
+            blocks: HashMap::new(),
+        })
+    }
+}
+
+impl Stage for Multiline {
+    fn process(&mut self, mut rec: Record, out: &mut Vec<Record>) {
+        if self.c.trim_newlines {
+            let t = rec.entry.line.trim_end_matches(['\n', '\r']).len();
+            rec.entry.line.truncate(t);
+        }
+        let key = rec.labels.clone();
+        let first = self.re.is_match(&rec.entry.line);
+        match self.blocks.get_mut(&key) {
+            Some(b) if !first => {
+                b.rec.entry.line.push('\n');
+                b.rec.entry.line.push_str(&rec.entry.line);
+                // The block's resume point moves with its last line.
+                b.rec.ack = rec.ack.or(b.rec.ack);
+                b.lines += 1;
+                if b.lines >= self.c.max_lines {
+                    if let Some(b) = self.blocks.remove(&key) {
+                        out.push(b.rec);
+                    }
+                }
+            }
+            _ => {
+                if let Some(old) = self.blocks.remove(&key) {
+                    out.push(old.rec);
+                }
+                let started = crate::now_ns();
+                self.blocks.insert(
+                    key,
+                    Block {
+                        rec,
+                        lines: 1,
+                        started,
+                    },
+                );
+            }
+        }
+    }
+
+    fn tick(&mut self, now: i64, out: &mut Vec<Record>) {
+        let wait = self.c.max_wait_time.as_nanos() as i64;
+        let due: Vec<Labels> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| now - b.started >= wait)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            if let Some(b) = self.blocks.remove(&k) {
+                out.push(b.rec);
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Record>) {
+        out.extend(self.blocks.drain().map(|(_, b)| b.rec));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+
+    #[test]
+    fn merges_blocks() {
+        let mut p = pipeline("[{multiline: {firstline: '^\\[', max_lines: 3}}]");
+        let mut out = vec![];
+        for l in [
+            "[1] start",
+            "  at a",
+            "  at b",
+            "[2] next",
+            "x",
+            "y",
+            "z",
+            "[3]",
+        ] {
+            p.process(rec(l), &mut out);
+        }
+        let lines: Vec<&str> = out.iter().map(|r| r.entry.line.as_str()).collect();
+        // Block 2 hits max_lines at 3; "z" then opens a block of its own.
+        assert_eq!(
+            lines,
+            vec!["[1] start\n  at a\n  at b", "[2] next\nx\ny", "z"]
+        );
+        let mut rest = vec![];
+        p.tick(crate::now_ns() + 10_000_000_000, &mut rest);
+        let lines: Vec<&str> = rest.iter().map(|r| r.entry.line.as_str()).collect();
+        assert_eq!(lines, vec!["[3]"]);
+        let mut none = vec![];
+        p.flush(&mut none);
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,885 @@
+//! The real `silt-agent` binary against a real `silt server`: real files, rotation,
+//! truncation, SIGKILL, server outages. Waits poll with generous limits; nothing asserts
+//! on timing.
+//!
+//! Needs the server binary next to this test's target dir (`cargo build -p silt`;
+//! `cargo test --workspace` builds it).
+
+use silt_testkit::{enc, free_port, http, Server};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVER_CONFIG: &str = "limits:\n  ingestion_rate_mb: 1024\n  ingestion_burst_size_mb: 1024\n";
+
+fn silt_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/silt
+    let p = exe.parent().unwrap().parent().unwrap().join("silt");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build -p silt` first",
+        p.display()
+    );
+    p
+}
+
+fn agent_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_silt-agent"))
+}
+
+struct Agent {
+    child: Child,
+    dir: PathBuf,
+    listen: String,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+    starts: usize,
+}
+
+impl Agent {
+    /// Writes `config` (with `{data}` and `{listen}` filled in) and starts the agent.
+    fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Agent {
+        std::fs::create_dir_all(dir).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let cfg = config
+            .replace("{data}", &dir.join("data").display().to_string())
+            .replace("{listen}", &listen);
+        std::fs::write(dir.join("agent.yaml"), cfg).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut a = Agent {
+            child: Command::new("true").spawn().unwrap(),
+            dir: dir.to_path_buf(),
+            listen,
+            log: dir.join("agent.log"),
+            env,
+            starts: 0,
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.child = Command::new(agent_bin())
+            .arg("--config")
+            .arg(self.dir.join("agent.yaml"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start silt-agent");
+        wait_for(&format!("agent ready ({})", self.log.display()), || {
+            matches!(http(&self.listen, "GET", "/ready", &[], b""), Ok((200, _)))
+        });
+    }
+
+    fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn sigterm(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let Ok((200, body)) = http(&self.listen, "GET", "/metrics", &[], b"") else {
+            return 0.0;
+        };
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.sigkill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- agent log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !ok() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One query result entry.
+#[derive(Debug, Clone)]
+struct Got {
+    labels: BTreeMap<String, String>,
+    line: String,
+}
+
+fn query(addr: &str, q: &str) -> Vec<Got> {
+    let path = format!(
+        "/loki/api/v1/query_range?query={}&limit=5000&since=2h&direction=forward",
+        enc(q)
+    );
+    let (status, body) = http(addr, "GET", &path, &[], b"").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut out = Vec::new();
+    for s in v["data"]["result"].as_array().unwrap() {
+        let labels: BTreeMap<String, String> = s["stream"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        for e in s["values"].as_array().unwrap() {
+            out.push(Got {
+                labels: labels.clone(),
+                line: e[1].as_str().unwrap().to_string(),
+            });
+        }
+    }
+    out
+}
+
+fn counts(got: &[Got]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for g in got {
+        *m.entry(g.line.clone()).or_default() += 1;
+    }
+    m
+}
+
+/// Waits until every line in `want` arrived; returns what the query then shows.
+fn wait_lines(addr: &str, q: &str, want: &[String]) -> Vec<Got> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = query(addr, q);
+        let c = counts(&got);
+        let missing: Vec<&String> = want.iter().filter(|l| !c.contains_key(*l)).collect();
+        if missing.is_empty() {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} lines missing for {q}, e.g. {:?}",
+            missing.len(),
+            want.len(),
+            &missing[..missing.len().min(5)]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut buf = String::new();
+    for l in lines {
+        buf.push_str(l);
+        buf.push('\n');
+    }
+    f.write_all(buf.as_bytes()).unwrap();
+}
+
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:05} payload")).collect()
+}
+
+fn client_cfg(server: &Server) -> String {
+    format!(
+        "client:\n  url: {}\n  batch_wait: 100ms\n  min_backoff: 50ms\n  max_backoff: 500ms\n",
+        server.url()
+    )
+}
+
+const FAST: &str = "    poll_interval: 50ms\n    discovery_period: 200ms\n";
+
+/// A server with its data under `<tmp>/srv`.
+fn start_server(tmp: &Path) -> Server {
+    Server::start(&silt_bin(), &tmp.join("srv"), SERVER_CONFIG, free_port())
+}
+
+/// A temp dir, a server, a `logs` dir and an agent config with a `file` source over
+/// `logs/*.log` labelled `test=<test>`; `top` adds top-level keys.
+fn file_setup(test: &str, top: &str) -> (tempfile::TempDir, Server, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{top}{}sources:\n  - type: file\n    include: ['{}/*.log']\n    labels: {{test: {test}}}\n{FAST}",
+        client_cfg(&server),
+        logs.display()
+    );
+    (tmp, server, logs, cfg)
+}
+
+fn assert_exactly_once(got: &[Got], want: &[String]) {
+    let c = counts(got);
+    let dups: Vec<(&String, &usize)> = c.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        dups.is_empty(),
+        "duplicated lines: {:?}",
+        &dups[..dups.len().min(5)]
+    );
+    assert_eq!(got.len(), want.len(), "unexpected extra lines");
+}
+
+#[test]
+fn rotation_truncation_and_new_files_arrive_exactly_once() {
+    let (tmp, server, logs, cfg) = file_setup("rotation", "");
+    let agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let app = logs.join("app.log");
+    let q = r#"{test="rotation"}"#;
+    let mut want = Vec::new();
+
+    // Plain appends.
+    let l = lines("start", 200);
+    append(&app, &l);
+    want.extend(l);
+    wait_lines(&server.addr, q, &want);
+
+    // Rename rotation: lines written just before the rename are read from the old fd.
+    let l = lines("before-rename", 100);
+    append(&app, &l);
+    want.extend(l);
+    std::fs::rename(&app, logs.join("app.log.1")).unwrap();
+    let l = lines("after-rename", 100);
+    append(&app, &l);
+    want.extend(l);
+    wait_lines(&server.addr, q, &want);
+
+    // copytruncate: copy then truncate in place, then keep writing.
+    std::fs::copy(&app, logs.join("app.log.2")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&app)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    wait_for("truncation seen", || {
+        agent.metric("loki_source_file_truncations") >= 1.0
+    });
+    let l = lines("after-truncate", 50);
+    append(&app, &l);
+    want.extend(l);
+    wait_lines(&server.addr, q, &want);
+
+    // A new file matching the glob while running, and a line without a trailing newline
+    // that is completed later.
+    let other = logs.join("other.log");
+    let l = lines("new-file", 20);
+    append(&other, &l);
+    want.extend(l);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&other)
+        .unwrap()
+        .write_all(b"half a ")
+        .unwrap();
+    wait_lines(&server.addr, q, &want);
+    append(&other, &["line".to_string()]);
+    want.push("half a line".into());
+    let got = wait_lines(&server.addr, q, &want);
+
+    // Let anything duplicated in flight land, then check exactly once and labels.
+    std::thread::sleep(Duration::from_secs(1));
+    let got2 = query(&server.addr, q);
+    assert!(got2.len() >= got.len());
+    assert_exactly_once(&got2, &want);
+    for g in &got2 {
+        let f = g.labels.get("filename").map(String::as_str).unwrap_or("");
+        assert!(
+            f.ends_with("/app.log") || f.ends_with("/other.log"),
+            "filename {f}"
+        );
+        assert!(!g.labels.contains_key("__path__"));
+    }
+    // The agent's own count agrees: nothing beyond the wanted lines was sent.
+    assert_eq!(agent.metric("loki_write_sent_entries"), want.len() as f64);
+}
+
+#[test]
+fn kubernetes_pod_layout_gets_path_labels_and_partial_lines_are_joined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let root = tmp.path().join("pods");
+    let cdir = root.join("shop_web-7d9f-x2x_3f2a-11/nginx");
+    let ddir = root.join("shop_api-1_99aa/api");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::create_dir_all(&ddir).unwrap();
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_pods\n    root: {}\n{FAST}",
+        client_cfg(&server),
+        root.display()
+    );
+    let _agent = Agent::start(&tmp.path().join("agent"), &cfg, &[("NODE_NAME", "node-7")]);
+    let ts = rfc3339_now;
+    let log0 = cdir.join("0.log");
+    // Partial chunks split across writes, with a full stderr line in between.
+    append(
+        &log0,
+        &[
+            format!("{} stdout F hello from nginx", ts()),
+            format!("{} stdout P first-half ", ts()),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    append(
+        &log0,
+        &[
+            format!("{} stderr F an error", ts()),
+            format!("{} stdout P second-half ", ts()),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log0, &[format!("{} stdout F end", ts())]);
+    // Docker json-file format in another container, with a partial record.
+    let dj = |log: &str| {
+        format!(
+            r#"{{"log":{},"stream":"stdout","time":"{}"}}"#,
+            serde_json::to_string(log).unwrap(),
+            ts()
+        )
+    };
+    append(
+        &ddir.join("0.log"),
+        &[dj("docker "), dj("joined\n"), dj("plain\n")],
+    );
+
+    let want: Vec<String> = [
+        "hello from nginx",
+        "an error",
+        "first-half second-half end",
+        "docker joined",
+        "plain",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let got = wait_lines(&server.addr, r#"{namespace="shop"}"#, &want);
+    assert_exactly_once(&got, &want);
+    let by_line: HashMap<&str, &Got> = got.iter().map(|g| (g.line.as_str(), g)).collect();
+    let l = &by_line["first-half second-half end"].labels;
+    assert_eq!(l.get("pod").map(String::as_str), Some("web-7d9f-x2x"));
+    assert_eq!(l.get("container").map(String::as_str), Some("nginx"));
+    assert_eq!(l.get("job").map(String::as_str), Some("shop/nginx"));
+    assert_eq!(l.get("node_name").map(String::as_str), Some("node-7"));
+    assert_eq!(l.get("stream").map(String::as_str), Some("stdout"));
+    assert_eq!(
+        by_line["an error"].labels.get("stream").map(String::as_str),
+        Some("stderr")
+    );
+    assert_eq!(
+        by_line["plain"].labels.get("container").map(String::as_str),
+        Some("api")
+    );
+    assert!(!l.contains_key("filename"));
+}
+
+#[test]
+fn sigkill_and_restart_loses_nothing() {
+    let (tmp, server, logs, cfg) = file_setup("sigkill", "positions: {sync_period: 100ms}\n");
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let app = logs.join("app.log");
+    let positions = tmp.path().join("agent/data/positions/file.yaml");
+    // Acknowledged offset persisted for the file currently at `app.log` (by inode).
+    let persisted = || -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(ino) = std::fs::metadata(&app).map(|m| m.ino()) else {
+            return 0;
+        };
+        let text = std::fs::read_to_string(&positions).unwrap_or_default();
+        let v: serde_json::Value = serde_yaml::from_str(&text).unwrap_or_default();
+        v["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["inode"].as_u64() == Some(ino))
+            .filter_map(|f| f["offset"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let mut want = Vec::new();
+    for round in 0..4 {
+        let l = lines(&format!("round{round}"), 500);
+        append(&app, &l[..250]);
+        // Kill once this round's progress is acknowledged and persisted, while more lines
+        // are being written.
+        let before = persisted();
+        wait_for("progress persisted", || persisted() > before);
+        append(&app, &l[250..]);
+        agent.sigkill();
+        want.extend(l);
+        // Written while the agent is down, including a rotation.
+        if round == 2 {
+            std::fs::rename(&app, logs.join("app.log.1")).unwrap();
+        }
+        let l = lines(&format!("down{round}"), 100);
+        append(&app, &l);
+        want.extend(l);
+        agent.spawn();
+    }
+    let got = wait_lines(&server.addr, r#"{test="sigkill"}"#, &want);
+    // At-least-once: duplicates are possible (what was in flight), loss is not; restarts
+    // resume from the persisted position instead of re-reading everything.
+    assert!(got.len() >= want.len());
+    assert!(
+        got.len() < want.len() * 2,
+        "{} entries for {} lines: restarts re-read from the start",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(agent.starts, 5);
+}
+
+#[test]
+fn server_outage_is_ridden_out_and_push_receiver_buffers_on_disk() {
+    let (tmp, mut server, logs, cfg) = file_setup("outage", "");
+    let cfg = format!(
+        "{cfg}  - type: loki_push\n    labels: {{via: agent}}\n    use_incoming_timestamp: true\n"
+    );
+    let port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let srv_dir = tmp.path().join("srv");
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let app = logs.join("app.log");
+    let mut want = lines("before", 100);
+    append(&app, &want);
+    wait_lines(&server.addr, r#"{test="outage"}"#, &want);
+
+    server.kill();
+    let l = lines("during", 500);
+    append(&app, &l);
+    want.extend(l);
+    // Pushes to the agent while the server is down are accepted into the disk buffer.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let pushed: Vec<String> = (0..50).map(|i| format!("pushed-{i}")).collect();
+    let body = silt_proto::encode_push_protobuf(&[silt_proto::PushStream {
+        labels: silt_model::Labels::from_pairs([("test", "outage-push")]),
+        entries: pushed
+            .iter()
+            .enumerate()
+            .map(|(i, l)| silt_model::Entry {
+                ts: now + i as i64,
+                line: l.clone(),
+                metadata: silt_model::Labels::new(),
+            })
+            .collect(),
+    }]);
+    let (status, _) = http(
+        &agent.listen,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 204);
+    wait_for("push retries while the server is down", || {
+        agent.metric("loki_write_batch_retries") >= 3.0
+    });
+    // The agent is killed too while the server is down: the buffer and positions survive.
+    agent.sigkill();
+    agent.spawn();
+    wait_for("retries after agent restart", || {
+        agent.metric("loki_write_batch_retries") >= 1.0
+    });
+
+    let server = Server::start(&silt_bin(), &srv_dir, SERVER_CONFIG, port);
+    wait_lines(&server.addr, r#"{test="outage"}"#, &want);
+    let got = wait_lines(&server.addr, r#"{test="outage-push"}"#, &pushed);
+    assert!(got
+        .iter()
+        .all(|g| g.labels.get("via").map(String::as_str) == Some("agent")));
+    wait_for("disk buffer emptied", || {
+        std::fs::read_dir(tmp.path().join("agent/data/buffer/loki_push"))
+            .unwrap()
+            .count()
+            == 0
+    });
+}
+
+#[test]
+fn sigterm_flushes_pending_batch_and_airflow_paths_get_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let root = tmp.path().join("airflow");
+    let run = "manual__2024-05-01T10:00:00.123456+00:00";
+    let t1 = root.join(format!("dag_id=etl/run_id={run}/task_id=load"));
+    let t2 = root.join(format!("dag_id=etl/run_id={run}/task_id=fan/map_index=3"));
+    std::fs::create_dir_all(&t1).unwrap();
+    std::fs::create_dir_all(&t2).unwrap();
+    std::fs::create_dir_all(root.join("scheduler")).unwrap();
+    append(
+        &root.join("scheduler/latest.log"),
+        &["not a task log".to_string()],
+    );
+    // A long batch_wait: only the shutdown flush can deliver these promptly.
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\nclient:\n  url: {}\n  batch_wait: 1h\nsources:\n  - type: airflow\n    root: {}\n{FAST}",
+        server.url(),
+        root.display()
+    );
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    append(
+        &t1.join("attempt=2.log"),
+        &["[2024-05-01] {x.py:1} INFO - loading".to_string()],
+    );
+    append(&t2.join("attempt=1.log"), &["mapped task line".to_string()]);
+    wait_for("lines read", || {
+        agent.metric("loki_source_file_read_lines") >= 2.0
+    });
+    assert_eq!(agent.metric("loki_write_sent_entries"), 0.0);
+    let status = agent.sigterm();
+    assert!(status.success(), "{status}");
+    let want = vec![
+        "[2024-05-01] {x.py:1} INFO - loading".to_string(),
+        "mapped task line".to_string(),
+    ];
+    let got = wait_lines(&server.addr, r#"{dag_id="etl"}"#, &want);
+    assert_exactly_once(&got, &want);
+    let by_line: HashMap<&str, &Got> = got.iter().map(|g| (g.line.as_str(), g)).collect();
+    let l = &by_line["mapped task line"].labels;
+    assert_eq!(l.get("task_id").map(String::as_str), Some("fan"));
+    // Structured metadata comes back merged into the stream labels.
+    assert_eq!(l.get("map_index").map(String::as_str), Some("3"));
+    assert_eq!(l.get("run_id").map(String::as_str), Some(run));
+    assert_eq!(
+        by_line[want[0].as_str()]
+            .labels
+            .get("try_number")
+            .map(String::as_str),
+        Some("2")
+    );
+    // Positions were saved at shutdown: a restart sends nothing again.
+    let pos =
+        std::fs::read_to_string(tmp.path().join("agent/data/positions/airflow.yaml")).unwrap();
+    assert!(pos.contains("attempt=2.log"), "{pos}");
+}
+
+#[test]
+fn bad_config_is_refused_with_the_key_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.yaml");
+    std::fs::write(&p, "data_dir: /tmp/x\nclient: {url: http://h:1}\nsources: [{type: file, include: ['/a/*.log'], max_lin_size: 1}]\n").unwrap();
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&p)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_lin_size"));
+    std::fs::write(
+        &p,
+        "data_dir: /tmp/x\nclient: {url: '${SILT_AGENT_TEST_UNSET_VAR}'}\nsources: []\n",
+    )
+    .unwrap();
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&p)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SILT_AGENT_TEST_UNSET_VAR"));
+    let out = Command::new(agent_bin())
+        .args([
+            "--url",
+            "http://127.0.0.1:1",
+            "--path",
+            "/tmp/*.log",
+            "--label",
+            "job=x",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A small fake Kubernetes API: `GET /api/v1/pods` lists `pods`, `?watch=1` streams the
+/// events queued in `events` (chunked, newline-delimited JSON) until the test ends.
+struct FakeApi {
+    addr: String,
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Watch connections so far; only the newest one is served.
+    watches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn pod_json(
+    uid: &str,
+    ns: &str,
+    name: &str,
+    labels: serde_json::Value,
+    annotations: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({"metadata": {"uid": uid, "namespace": ns, "name": name, "labels": labels, "annotations": annotations},
+        "status": {"phase": "Running", "podIP": "10.1.2.3"}})
+}
+
+impl FakeApi {
+    fn start(pods: Vec<serde_json::Value>) -> FakeApi {
+        use std::io::{BufRead, BufReader};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let watches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (ev, rq, wg) = (events.clone(), requests.clone(), watches.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let (ev, rq, pods, wg) = (ev.clone(), rq.clone(), pods.clone(), wg.clone());
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(conn.try_clone().unwrap());
+                    let mut first = String::new();
+                    r.read_line(&mut first).unwrap();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    rq.lock().unwrap().push(first.clone());
+                    let mut w = conn;
+                    if first.contains("watch=1") {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let me = wg.fetch_add(1, SeqCst) + 1;
+                        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+                        // A write to a dead peer can succeed, so stale watchers stop serving.
+                        while wg.load(SeqCst) == me {
+                            let pending: Vec<String> = std::mem::take(&mut *ev.lock().unwrap());
+                            for (k, e) in pending.iter().enumerate() {
+                                let data = format!("{e}\n");
+                                if w.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+                                    .is_err()
+                                {
+                                    // A dead watcher (agent stopped): leave the rest for the next one.
+                                    ev.lock()
+                                        .unwrap()
+                                        .splice(0..0, pending[k..].iter().cloned());
+                                    return;
+                                }
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        return;
+                    }
+                    let body = serde_json::json!({"kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": pods}).to_string();
+                    let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                });
+            }
+        });
+        FakeApi {
+            addr,
+            events,
+            requests,
+            watches,
+        }
+    }
+}
+
+#[test]
+fn kubernetes_api_metadata_enriches_pod_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let api = FakeApi::start(vec![pod_json(
+        "uid-1",
+        "shop",
+        "web-1",
+        serde_json::json!({"app.kubernetes.io/name": "shop-web", "team": "payments"}),
+        serde_json::json!({}),
+    )]);
+    let root = tmp.path().join("pods");
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_pods\n    root: {}\n    node_name: node-7\n    kubernetes_api: {{url: 'http://{}'}}\n    relabel_rules:\n      - {{regex: '__meta_kubernetes_pod_label_(team)', action: labelmap}}\n{FAST}",
+        client_cfg(&server),
+        root.display(),
+        api.addr
+    );
+    let agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    wait_for("pod listed", || {
+        agent.metric("silt_agent_kubernetes_pods_cached") >= 1.0
+    });
+    let d1 = root.join("shop_web-1_uid-1/nginx");
+    std::fs::create_dir_all(&d1).unwrap();
+    append(
+        &d1.join("0.log"),
+        &[format!("{} stdout F listed pod line", rfc3339_now())],
+    );
+    let got = wait_lines(
+        &server.addr,
+        r#"{namespace="shop"}"#,
+        &["listed pod line".to_string()],
+    );
+    let l = &got[0].labels;
+    assert_eq!(l.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(l.get("service_name").map(String::as_str), Some("shop-web"));
+    assert_eq!(l.get("job").map(String::as_str), Some("shop/nginx"));
+
+    // A pod created later arrives through the watch stream.
+    let added = pod_json(
+        "uid-2",
+        "search",
+        "idx-0",
+        serde_json::json!({"team": "search"}),
+        serde_json::json!({"k8s.grafana.com/logs.job": "search/indexer"}),
+    );
+    api.events
+        .lock()
+        .unwrap()
+        .push(serde_json::json!({"type": "ADDED", "object": added}).to_string());
+    wait_for("pod watched", || {
+        agent.metric("silt_agent_kubernetes_pods_cached") >= 2.0
+    });
+    let d2 = root.join("search_idx-0_uid-2/indexer");
+    std::fs::create_dir_all(&d2).unwrap();
+    append(
+        &d2.join("0.log"),
+        &[format!("{} stderr F watched pod line", rfc3339_now())],
+    );
+    let got = wait_lines(
+        &server.addr,
+        r#"{namespace="search"}"#,
+        &["watched pod line".to_string()],
+    );
+    let l = &got[0].labels;
+    assert_eq!(l.get("team").map(String::as_str), Some("search"));
+    assert_eq!(l.get("job").map(String::as_str), Some("search/indexer"));
+    assert_eq!(l.get("service_name").map(String::as_str), Some("indexer"));
+    // Node-scoped list and watch.
+    let reqs = api.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains("watch=1") && r.contains("resourceVersion=100")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .all(|r| r.contains("fieldSelector=spec.nodeName%3Dnode-7")),
+        "{reqs:?}"
+    );
+}
+
+/// Now as RFC 3339 with nanoseconds (CRI timestamps).
+fn rfc3339_now() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let s = silt_proto::time::format_rfc3339(ns);
+    format!("{}.{:09}Z", s.trim_end_matches('Z'), ns % 1_000_000_000)
+}
+
+#[test]
+fn kubernetes_events_are_shipped_and_not_resent_after_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let at = |secs_ago: i64| silt_proto::time::format_rfc3339(now - secs_ago * 1_000_000_000);
+    let ev = |uid: &str, reason: &str, ts: String| {
+        serde_json::json!({"metadata": {"uid": uid, "namespace": "shop", "resourceVersion": uid},
+            "involvedObject": {"kind": "Pod", "name": "web-1", "apiVersion": "v1"},
+            "reason": reason, "type": "Normal", "message": format!("{reason} happened"),
+            "source": {"component": "kubelet"}, "lastTimestamp": ts})
+    };
+    let api = FakeApi::start(vec![
+        ev("e1", "Scheduled", at(30)),
+        ev("e2", "Pulled", at(20)),
+    ]);
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_events\n    url: 'http://{}'\n",
+        client_cfg(&server),
+        api.addr
+    );
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let q = r#"{job="loki.source.kubernetes_events"}"#;
+    let line = |uid: &str, reason: &str| {
+        format!("name=web-1 kind=Pod objectAPIversion=v1 eventRV={uid} sourcecomponent=kubelet reason={reason} type=Normal msg=\"{reason} happened\"")
+    };
+    wait_lines(
+        &server.addr,
+        q,
+        &[line("e1", "Scheduled"), line("e2", "Pulled")],
+    );
+    let watched = serde_json::json!({"type": "ADDED", "object": ev("e3", "Started", at(10))});
+    api.events.lock().unwrap().push(watched.to_string());
+    let got = wait_lines(&server.addr, q, &[line("e3", "Started")]);
+    assert_eq!(
+        got[0].labels.get("namespace").map(String::as_str),
+        Some("shop")
+    );
+    assert_eq!(
+        got[0].labels.get("instance").map(String::as_str),
+        Some("kubernetes_events")
+    );
+
+    // Restart: the re-listed old events are behind the persisted cursor.
+    assert!(agent.sigterm().success());
+    let before = api.watches.load(std::sync::atomic::Ordering::SeqCst);
+    agent.spawn();
+    wait_for("new watch", || {
+        api.watches.load(std::sync::atomic::Ordering::SeqCst) > before
+    });
+    let killed = serde_json::json!({"type": "ADDED", "object": ev("e4", "Killing", at(0))});
+    api.events.lock().unwrap().push(killed.to_string());
+    wait_lines(&server.addr, q, &[line("e4", "Killing")]);
+    wait_for("acknowledged", || {
+        agent.metric("loki_write_sent_entries") >= 1.0
+    });
+    assert_eq!(
+        agent.metric("loki_write_sent_entries"),
+        1.0,
+        "old events were sent again"
+    );
+}
