@@ -421,7 +421,11 @@ fn log_queries_keep_order_limit_and_interval() {
     let q = r#"{app=~"a|b"}"#;
     assert_eq!(rows(q, Direction::Backward, 7, 0), all[all.len() - 7..]);
     assert_eq!(rows(q, Direction::Forward, 7, 0), all[..7]);
-    let errors: Vec<_> = all.iter().filter(|r| r.1.ends_with("error")).cloned().collect();
+    let errors: Vec<_> = all
+        .iter()
+        .filter(|r| r.1.ends_with("error"))
+        .cloned()
+        .collect();
     assert_eq!(
         rows(r#"{app=~"a|b"} |= "error""#, Direction::Backward, 3, 0),
         errors[errors.len() - 3..]
