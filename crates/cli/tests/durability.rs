@@ -3,7 +3,7 @@
 
 use silt_model::{Entry, Labels};
 use silt_proto::{encode_push_protobuf, PushStream};
-use silt_testkit::{enc, free_port, http, Server};
+use silt_testkit::{free_port, http, query_lines, Server};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,38 +53,7 @@ fn batch(worker: usize, b: usize, base: i64) -> (Vec<u8>, Vec<String>) {
 
 fn query_all(addr: &str, worker: usize, base: i64) -> Vec<String> {
     let q = format!("{{test=\"durability\", worker=\"{worker}\"}}");
-    let mut start = base;
-    let end = base + 3_600_000_000_000;
-    let mut out = Vec::new();
-    loop {
-        let path = format!(
-            "/loki/api/v1/query_range?query={}&start={start}&end={end}&limit=5000&direction=forward",
-            enc(&q)
-        );
-        let (status, body) = http(addr, "GET", &path, &[], b"").unwrap();
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let mut page: Vec<(i64, String)> = Vec::new();
-        for s in v["data"]["result"].as_array().unwrap() {
-            for e in s["values"].as_array().unwrap() {
-                page.push((
-                    e[0].as_str().unwrap().parse().unwrap(),
-                    e[1].as_str().unwrap().to_string(),
-                ));
-            }
-        }
-        page.sort();
-        let Some(last) = page.last().map(|p| p.0) else {
-            break;
-        };
-        let n = page.len();
-        out.extend(page.into_iter().map(|p| p.1));
-        if n < 5000 {
-            break;
-        }
-        start = last + 1;
-    }
-    out
+    query_lines(addr, &q, base, base + 3_600_000_000_000)
 }
 
 #[test]

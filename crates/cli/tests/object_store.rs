@@ -4,7 +4,7 @@
 
 use silt_model::{Entry, Labels};
 use silt_proto::{encode_push_protobuf, PushStream};
-use silt_testkit::{enc, free_port, http, Server};
+use silt_testkit::{enc, free_port, http, pip_target, query_lines, Server};
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -14,30 +14,11 @@ use std::time::{Duration, Instant};
 const BUCKET: &str = "silt-test";
 
 fn pydeps() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps-s3");
-    let ok = Command::new("python3")
-        .args(["-c", "import moto.server, flask, werkzeug"])
-        .env("PYTHONPATH", &dir)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let st = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg("moto[server]==5.*")
-            .status()
-            .expect("run pip");
-        assert!(st.success(), "pip install of moto[server] failed");
-    }
-    dir
+    pip_target(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps-s3"),
+        "import moto.server, flask, werkzeug",
+        &["moto[server]==5.*"],
+    )
 }
 
 /// A moto S3 server process with one bucket.
@@ -180,38 +161,7 @@ fn push(addr: &str, app: &str, tag: &str, ts0: i64, n: usize) -> (u16, String, V
 
 /// Every line of `{app=~".+"}` between `start` and now, paging forward.
 fn query_all(addr: &str, start: i64) -> Vec<String> {
-    let end = now_ns() + 3_600_000_000_000;
-    let mut start = start;
-    let mut out = Vec::new();
-    loop {
-        let path = format!(
-            "/loki/api/v1/query_range?query={}&start={start}&end={end}&limit=5000&direction=forward",
-            enc("{app=~\".+\"}")
-        );
-        let (status, body) = http(addr, "GET", &path, &[], b"").unwrap();
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let mut page: Vec<(i64, String)> = Vec::new();
-        for s in v["data"]["result"].as_array().unwrap() {
-            for e in s["values"].as_array().unwrap() {
-                page.push((
-                    e[0].as_str().unwrap().parse().unwrap(),
-                    e[1].as_str().unwrap().to_string(),
-                ));
-            }
-        }
-        page.sort();
-        let Some(last) = page.last().map(|p| p.0) else {
-            break;
-        };
-        let n = page.len();
-        out.extend(page.into_iter().map(|p| p.1));
-        if n < 5000 {
-            break;
-        }
-        start = last + 1;
-    }
-    out
+    query_lines(addr, "{app=~\".+\"}", start, now_ns() + 3_600_000_000_000)
 }
 
 fn metric(addr: &str, name: &str) -> f64 {

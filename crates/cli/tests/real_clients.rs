@@ -2,7 +2,7 @@
 //! and the OpenTelemetry Python SDK (OTLP/HTTP protobuf). Their dependencies are
 //! installed into `target/pydeps` on first run, so `cargo test` needs nothing else.
 
-use silt_testkit::{enc, free_port, http, Server};
+use silt_testkit::{enc, free_port, http, pip_target, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,32 +13,11 @@ const PACKAGES: &[&str] = &[
 ];
 
 fn pydeps() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps");
-    let ok = Command::new("python3")
-        .args([
-            "-c",
-            "import logging_loki, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
-        ])
-        .env("PYTHONPATH", &dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let st = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .args(PACKAGES)
-            .status()
-            .expect("run pip");
-        assert!(st.success(), "pip install of {PACKAGES:?} failed");
-    }
-    dir
+    pip_target(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps"),
+        "import logging_loki, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        PACKAGES,
+    )
 }
 
 fn query(addr: &str, q: &str) -> serde_json::Value {

@@ -174,3 +174,65 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// Every line `query` returns in `[start, end)`, paging forward 5000 at a time.
+pub fn query_lines(addr: &str, query: &str, mut start: i64, end: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let path = format!(
+            "/loki/api/v1/query_range?query={}&start={start}&end={end}&limit=5000&direction=forward",
+            enc(query)
+        );
+        let (status, body) = http(addr, "GET", &path, &[], b"").unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let mut page: Vec<(i64, String)> = Vec::new();
+        for s in v["data"]["result"].as_array().unwrap() {
+            for e in s["values"].as_array().unwrap() {
+                page.push((
+                    e[0].as_str().unwrap().parse().unwrap(),
+                    e[1].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        page.sort();
+        let Some(last) = page.last().map(|p| p.0) else {
+            break;
+        };
+        let n = page.len();
+        out.extend(page.into_iter().map(|p| p.1));
+        if n < 5000 {
+            break;
+        }
+        start = last + 1;
+    }
+    out
+}
+
+/// `dir` with `packages` pip-installed into it (`--target`), unless `import` (a Python
+/// statement) already succeeds with it on `PYTHONPATH`.
+pub fn pip_target(dir: &Path, import: &str, packages: &[&str]) -> PathBuf {
+    let ok = Command::new("python3")
+        .args(["-c", import])
+        .env("PYTHONPATH", dir)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let st = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(dir)
+            .args(packages)
+            .status()
+            .expect("run pip");
+        assert!(st.success(), "pip install of {packages:?} failed");
+    }
+    dir.to_path_buf()
+}
