@@ -37,6 +37,7 @@ pub struct Metrics {
     pub truncated_lines: Counter,
     pub rotations: Counter,
     pub truncations: Counter,
+    pub compressed_resumes: Counter,
     pub push_received_entries: Counter,
     pub buffer_bytes: Gauge,
     pub k8s_pods_cached: Gauge,
@@ -62,6 +63,7 @@ pub fn metrics() -> &'static Metrics {
             truncated_lines: Counter::default(),
             rotations: Counter::default(),
             truncations: Counter::default(),
+            compressed_resumes: Counter::default(),
             push_received_entries: Counter::default(),
             buffer_bytes: Gauge::default(),
             k8s_pods_cached: Gauge::default(),
@@ -121,6 +123,11 @@ pub fn metrics() -> &'static Metrics {
             "loki_source_file_truncations",
             "Truncations detected (copytruncate)",
             m.truncations.clone(),
+        );
+        r.register(
+            "silt_agent_compressed_resumes",
+            "Files finished from their gzip'd rotation after a restart",
+            m.compressed_resumes.clone(),
         );
         r.register(
             "loki_source_file_truncated_lines",

@@ -74,6 +74,8 @@ pub struct FileSource {
     out: Vec<Item>,
     /// A rotation was seen: scan now for the new file instead of at the next period.
     rediscover: bool,
+    /// Final positions of closed files, sent once stages hold none of their lines.
+    closing: Vec<Ack>,
     /// Pod metadata from the Kubernetes API, and the cache version labels were built from.
     pods: Option<Arc<crate::k8s::PodCache>>,
     pods_version: u64,
@@ -204,6 +206,7 @@ impl FileSource {
             restored,
             out: Vec::new(),
             rediscover: false,
+            closing: Vec::new(),
             pods: None,
             pods_version: 0,
         })
@@ -256,7 +259,8 @@ impl FileSource {
             self.close_finished();
             let mut tick = Vec::new();
             self.pipeline.tick(now_ns(), &mut tick);
-            self.out.extend(tick.into_iter().map(Item::Record));
+            self.push_records(tick);
+            self.release_closed();
             if !self.send() {
                 return;
             }
@@ -272,6 +276,7 @@ impl FileSource {
         let mut rest = Vec::new();
         self.pipeline.flush(&mut rest);
         self.out.extend(rest.into_iter().map(Item::Record));
+        self.release_closed();
         self.send();
         self.finish();
     }
@@ -394,12 +399,14 @@ impl FileSource {
     /// After a restart, files we were still reading may have been renamed out of the glob
     /// (rotation while the agent was down): finish them from their stored offset.
     fn resume_rotated(&mut self) {
-        for r in std::mem::take(&mut self.restored) {
+        'records: for r in std::mem::take(&mut self.restored) {
+            // Already tailed; same inode but other content is a reused inode, not this file.
             if r.inode == 0
-                || self
-                    .tailers
-                    .iter()
-                    .any(|t| t.dev == r.dev && t.ino == r.inode)
+                || self.tailers.iter().any(|t| {
+                    t.dev == r.dev
+                        && t.ino == r.inode
+                        && fingerprint(&t.file, r.fp_len) == (r.fingerprint, r.fp_len)
+                })
             {
                 continue;
             }
@@ -423,9 +430,64 @@ impl FileSource {
                 }
                 tracing::info!(path = %p.display(), offset = r.offset, "finishing file rotated while stopped");
                 self.add_tailer(&p, f, &md, r.offset.min(md.len()), State::Draining);
-                break;
+                continue 'records;
+            }
+            // Rotated and then compressed while we were stopped (kubelet gzips older
+            // rotations): finish it from the decompressed content.
+            if let Err(e) = self.resume_compressed(&r, dir) {
+                tracing::warn!(path = %r.path, error = %e, "cannot resume from a compressed rotation");
             }
         }
+    }
+
+    /// Finds the `.gz` whose decompressed head matches `r`'s fingerprint and tails the rest
+    /// of its content from `r.offset`, through an unlinked temporary copy.
+    fn resume_compressed(&mut self, r: &FileRecord, dir: &Path) -> std::io::Result<()> {
+        use std::io::Read;
+        if r.fp_len == 0 {
+            return Ok(());
+        }
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) != Some("gz") {
+                continue;
+            }
+            let Ok(f) = File::open(&p) else { continue };
+            let mut head = Vec::new();
+            let mut gz = flate2::read::MultiGzDecoder::new(f);
+            if (&mut gz).take(r.fp_len).read_to_end(&mut head).is_err()
+                || head.len() as u64 != r.fp_len
+                || xxhash_rust::xxh3::xxh3_64(&head) != r.fingerprint
+            {
+                continue;
+            }
+            let tmp_dir = self
+                .positions_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            std::fs::create_dir_all(&tmp_dir)?;
+            let tmp = tmp_dir.join(format!(".{}-resume-{}.tmp", self.name, self.next_id));
+            let mut out = File::create(&tmp)?;
+            let copied = std::io::copy(
+                &mut flate2::read::MultiGzDecoder::new(File::open(&p)?),
+                &mut out,
+            );
+            let opened = File::open(&tmp);
+            // The open fd keeps the copy readable; nothing is left behind on disk.
+            let _ = std::fs::remove_file(&tmp);
+            let size = copied?;
+            let f = opened?;
+            if r.offset >= size {
+                return Ok(());
+            }
+            let md = f.metadata()?;
+            tracing::info!(path = %p.display(), offset = r.offset, "finishing a rotation compressed while stopped");
+            metrics().compressed_resumes.inc();
+            self.add_tailer(&p, f, &md, r.offset, State::Draining);
+            return Ok(());
+        }
+        Ok(())
     }
 
     fn target_labels(&self, path: &Path) -> Option<(Labels, Labels)> {
@@ -639,11 +701,12 @@ impl FileSource {
                         t.skipping = false;
                         t.pending.clear();
                         t.offset = line_end;
-                        self.out.push(Item::Ack(Ack {
+                        let ack = Ack {
                             source: self.idx,
                             unit: t.id,
                             offset: line_end,
-                        }));
+                        };
+                        self.push_ack(ack);
                     } else if t.pending.is_empty() {
                         let line = String::from_utf8_lossy(&chunk[..nl]).into_owned();
                         self.emit(i, &line, line_end);
@@ -683,6 +746,8 @@ impl FileSource {
         let t = &mut self.tailers[i];
         let start = t.offset;
         t.offset = end;
+        // Where re-reading would produce this line again: its first partial chunk, if any.
+        let line_start = t.decoder.pending_start().map_or(start, |s| s.min(start));
         let step = t.decoder.push(raw, start);
         let safe = t.decoder.pending_start().map_or(end, |s| s.min(end));
         let ack = Ack {
@@ -694,7 +759,7 @@ impl FileSource {
             Step::Buffered => {}
             Step::Dropped(reason) => {
                 count_process_drop(reason);
-                self.out.push(Item::Ack(ack));
+                self.push_ack(ack);
             }
             Step::Line(d) => {
                 let mut labels = t.labels.clone();
@@ -711,22 +776,54 @@ impl FileSource {
                     extracted: BTreeMap::new(),
                     ack: Some(ack),
                 };
-                self.run_pipeline(rec, ack);
+                self.run_pipeline(rec, ack, line_start);
             }
         }
     }
 
-    fn run_pipeline(&mut self, rec: Record, ack: Ack) {
+    /// Runs stages on one line that starts at `line_start` of its unit.
+    fn run_pipeline(&mut self, rec: Record, ack: Ack, line_start: u64) {
         if self.pipeline.is_empty() {
             self.out.push(Item::Record(rec));
             return;
         }
+        self.pipeline.position(Ack {
+            offset: line_start,
+            ..ack
+        });
         let mut outs = Vec::new();
         self.pipeline.process(rec, &mut outs);
         if outs.is_empty() {
-            self.out.push(Item::Ack(ack));
+            self.push_ack(ack);
         }
-        self.out.extend(outs.into_iter().map(Item::Record));
+        self.push_records(outs);
+    }
+
+    /// Queues a position, lowered below lines that stages still hold.
+    fn push_ack(&mut self, ack: Ack) {
+        self.out.push(Item::Ack(self.pipeline.clamp(ack)));
+    }
+
+    /// Queues stage output; positions are lowered below lines that stages still hold.
+    fn push_records(&mut self, recs: Vec<Record>) {
+        for mut r in recs {
+            r.ack = r.ack.map(|a| self.pipeline.clamp(a));
+            self.out.push(Item::Record(r));
+        }
+    }
+
+    /// Final positions of closed files wait until stages released their held lines.
+    fn release_closed(&mut self) {
+        let mut k = 0;
+        while k < self.closing.len() {
+            let ack = self.closing[k];
+            if self.pipeline.floor(ack.source, ack.unit).is_none() {
+                self.out.push(Item::Ack(ack));
+                self.closing.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
     }
 
     /// Closes drained files at EOF, flushing their unfinished lines.
@@ -745,6 +842,8 @@ impl FileSource {
             }
             let mut t = self.tailers.swap_remove(k);
             let end = t.offset + t.pending.len() as u64;
+            // Unfinished lines start at the oldest partial chunk (or the trailing bytes).
+            let line_start = t.decoder.pending_start().unwrap_or(t.offset);
             let mut lines: Vec<(String, Option<i64>, Option<&'static str>)> = t
                 .decoder
                 .flush()
@@ -774,9 +873,10 @@ impl FileSource {
                     extracted: BTreeMap::new(),
                     ack: Some(ack),
                 };
-                self.run_pipeline(rec, ack);
+                self.run_pipeline(rec, ack, line_start);
             }
-            self.out.push(Item::Ack(ack));
+            self.closing.push(ack);
+            self.pipeline.forget(self.idx, t.id);
             if let Some(c) = self.committed.get_mut(&t.id) {
                 c.final_offset = Some(end);
                 if c.offset == end {

@@ -268,3 +268,101 @@ fn over_long_lines_are_cut_and_the_next_line_survives() {
     h.stop();
     assert_eq!(*h.got.lock().unwrap(), vec!["kept"]);
 }
+
+#[test]
+fn positions_stay_below_a_held_multiline_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, logs) = harness(
+        tmp.path(),
+        "format: cri\nstages:\n- multiline: {firstline: '^\\[', max_wait_time: 1h}\n",
+    );
+    let app = logs.join("app.log");
+    let ts = "2024-01-01T00:00:00.000000000Z";
+    // A stderr block opens; stdout blocks after it are emitted and acknowledged while the
+    // stderr one is still held.
+    append_lines(&app, &[&format!("{ts} stdout F [0] first")]);
+    let block_start = std::fs::metadata(&app).unwrap().len();
+    append_lines(
+        &app,
+        &[
+            &format!("{ts} stderr F [1] boom"),
+            &format!("{ts} stderr F   at x"),
+        ],
+    );
+    for i in 2..6 {
+        append_lines(&app, &[&format!("{ts} stdout F [{i}] ok")]);
+    }
+    h.start();
+    h.wait_received(4); // [0], [2], [3], [4]; [1] and [5] are held
+    let positions = tmp.path().join("data/positions/file.yaml");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let offset = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let recs = positions::load(&positions);
+        if let Some(r) = recs.first().filter(|r| r.offset > 0) {
+            break r.offset;
+        }
+        assert!(Instant::now() < deadline, "no position was written");
+    };
+    // A SIGKILL now must re-read the held stderr block: the position may not pass its start.
+    assert!(
+        offset <= block_start,
+        "position {offset} passed the held block at {block_start}"
+    );
+    let snapshot = std::fs::read(&positions).unwrap();
+    h.stop();
+    assert!(h
+        .got
+        .lock()
+        .unwrap()
+        .contains(&"[1] boom\n  at x".to_string()));
+    // Restart from the position a SIGKILL would have left: the block comes again.
+    std::fs::write(&positions, snapshot).unwrap();
+    h.got.lock().unwrap().clear();
+    h.start();
+    h.wait_received(1);
+    std::thread::sleep(Duration::from_millis(200));
+    h.stop();
+    assert!(h
+        .got
+        .lock()
+        .unwrap()
+        .contains(&"[1] boom\n  at x".to_string()));
+}
+
+#[test]
+fn a_rotation_gzipped_while_stopped_is_finished_from_the_gz() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, logs) = harness(tmp.path(), "");
+    let app = logs.join("0.log");
+    append_lines(&app, &["one", "two", "three"]);
+    h.start();
+    h.wait_received(3);
+    h.stop();
+    // While stopped: more lines, then kubelet-style rotation and compression.
+    append_lines(&app, &["four", "five"]);
+    let rotated = logs.join("0.log.20240705-010753");
+    std::fs::rename(&app, &rotated).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        File::create(logs.join("0.log.20240705-010753.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut File::open(&rotated).unwrap(), &mut gz).unwrap();
+    gz.finish().unwrap();
+    std::fs::remove_file(&rotated).unwrap();
+    append_lines(&app, &["six"]);
+    h.got.lock().unwrap().clear();
+    h.start();
+    h.wait_received(3);
+    std::thread::sleep(Duration::from_millis(200));
+    h.stop();
+    let mut got = h.got.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, vec!["five", "four", "six"]);
+    // Finished: the next restart neither re-reads the archive nor the new file.
+    h.got.lock().unwrap().clear();
+    h.start();
+    std::thread::sleep(Duration::from_millis(300));
+    h.stop();
+    assert!(h.got.lock().unwrap().is_empty());
+}

@@ -131,6 +131,15 @@ impl Stage for Match {
     fn flush(&mut self, out: &mut Vec<Record>) {
         self.stages.flush(out)
     }
+    fn position(&mut self, at: crate::Ack) {
+        self.stages.position(at)
+    }
+    fn floor(&self, source: usize, unit: u64) -> Option<u64> {
+        self.stages.floor(source, unit)
+    }
+    fn forget(&mut self, source: usize, unit: u64) {
+        self.stages.forget(source, unit)
+    }
 }
 
 /// `drop` options: drops when every condition that is set holds.

@@ -9,7 +9,7 @@ mod parse;
 mod template;
 mod timestamp;
 
-use crate::Record;
+use crate::{Ack, Record};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -124,6 +124,15 @@ pub(crate) trait Stage: Send {
     fn tick(&mut self, _now: i64, _out: &mut Vec<Record>) {}
     /// Shutdown: emit anything held.
     fn flush(&mut self, _out: &mut Vec<Record>) {}
+    /// The source's next line starts at `at.offset` of its unit.
+    fn position(&mut self, _at: Ack) {}
+    /// Lowest offset of (source, unit) whose line this stage still holds: positions of that
+    /// unit must not be acknowledged past it, or a SIGKILL would lose the held lines.
+    fn floor(&self, _source: usize, _unit: u64) -> Option<u64> {
+        None
+    }
+    /// The unit is closed; drop per-unit state.
+    fn forget(&mut self, _source: usize, _unit: u64) {}
 }
 
 /// A stage that edits in place and keeps (true) or drops (false) the record.
@@ -202,6 +211,36 @@ impl Pipeline {
             self.run_from(i + 1, emitted, out);
         }
     }
+
+    /// Tells holding stages where the next line of a unit starts.
+    pub fn position(&mut self, at: Ack) {
+        for s in &mut self.stages {
+            s.position(at);
+        }
+    }
+
+    /// Lowest held offset of a unit over all stages (see [`Stage::floor`]).
+    pub fn floor(&self, source: usize, unit: u64) -> Option<u64> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.floor(source, unit))
+            .min()
+    }
+
+    /// Lowers `ack` to what is safe while stages hold earlier lines of its unit.
+    pub fn clamp(&self, mut ack: Ack) -> Ack {
+        if let Some(f) = self.floor(ack.source, ack.unit) {
+            ack.offset = ack.offset.min(f);
+        }
+        ack
+    }
+
+    /// Drops per-unit state of a closed unit.
+    pub fn forget(&mut self, source: usize, unit: u64) {
+        for s in &mut self.stages {
+            s.forget(source, unit);
+        }
+    }
 }
 
 impl Stage for Pipeline {
@@ -213,6 +252,15 @@ impl Stage for Pipeline {
     }
     fn flush(&mut self, out: &mut Vec<Record>) {
         Pipeline::flush(self, out)
+    }
+    fn position(&mut self, at: Ack) {
+        Pipeline::position(self, at)
+    }
+    fn floor(&self, source: usize, unit: u64) -> Option<u64> {
+        Pipeline::floor(self, source, unit)
+    }
+    fn forget(&mut self, source: usize, unit: u64) {
+        Pipeline::forget(self, source, unit)
     }
 }
 

@@ -2,11 +2,11 @@
 //! follow, per stream, flushing on the next first line, `max_lines` or `max_wait_time`.
 
 use super::Stage;
-use crate::Record;
+use crate::{Ack, Record};
 use regex::Regex;
 use serde::Deserialize;
 use silt_model::Labels;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// `multiline` options.
@@ -38,12 +38,22 @@ struct Block {
     lines: usize,
     /// Wall-clock ns when the block started (for max_wait_time).
     started: i64,
+    /// (source, unit, offset where the first line starts): while the block is held, no
+    /// position of that unit may be acknowledged past it.
+    start: Option<(usize, u64, u64)>,
 }
+
+/// Unit of a record: where its position is tracked.
+type Unit = (usize, u64);
 
 pub struct Multiline {
     re: Regex,
     c: MultilineConfig,
     blocks: HashMap<Labels, Block>,
+    /// Start of the line being processed, per unit (told by the source).
+    line_start: HashMap<Unit, u64>,
+    /// Start offsets of held blocks per unit (with counts), so the floor is a lookup.
+    held: HashMap<Unit, BTreeMap<u64, usize>>,
 }
 
 impl Multiline {
@@ -55,7 +65,46 @@ impl Multiline {
             re: Regex::new(&c.firstline).map_err(|e| format!("invalid firstline: {e}"))?,
             c: c.clone(),
             blocks: HashMap::new(),
+            line_start: HashMap::new(),
+            held: HashMap::new(),
         })
+    }
+
+    fn hold(&mut self, key: Labels, rec: Record) {
+        let start = rec.ack.and_then(|a| {
+            let at = *self.line_start.get(&(a.source, a.unit))?;
+            Some((a.source, a.unit, at))
+        });
+        if let Some((s, u, at)) = start {
+            *self.held.entry((s, u)).or_default().entry(at).or_default() += 1;
+        }
+        let started = crate::now_ns();
+        self.blocks.insert(
+            key,
+            Block {
+                rec,
+                lines: 1,
+                started,
+                start,
+            },
+        );
+    }
+
+    fn release(&mut self, b: Block, out: &mut Vec<Record>) {
+        if let Some((s, u, at)) = b.start {
+            if let Some(m) = self.held.get_mut(&(s, u)) {
+                if let Some(n) = m.get_mut(&at) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&at);
+                    }
+                }
+                if m.is_empty() {
+                    self.held.remove(&(s, u));
+                }
+            }
+        }
+        out.push(b.rec);
     }
 }
 
@@ -76,25 +125,31 @@ impl Stage for Multiline {
                 b.lines += 1;
                 if b.lines >= self.c.max_lines {
                     if let Some(b) = self.blocks.remove(&key) {
-                        out.push(b.rec);
+                        self.release(b, out);
                     }
                 }
             }
             _ => {
                 if let Some(old) = self.blocks.remove(&key) {
-                    out.push(old.rec);
+                    self.release(old, out);
                 }
-                let started = crate::now_ns();
-                self.blocks.insert(
-                    key,
-                    Block {
-                        rec,
-                        lines: 1,
-                        started,
-                    },
-                );
+                self.hold(key, rec);
             }
         }
+    }
+
+    fn position(&mut self, at: Ack) {
+        self.line_start.insert((at.source, at.unit), at.offset);
+    }
+
+    fn floor(&self, source: usize, unit: u64) -> Option<u64> {
+        self.held
+            .get(&(source, unit))
+            .and_then(|m| m.keys().next().copied())
+    }
+
+    fn forget(&mut self, source: usize, unit: u64) {
+        self.line_start.remove(&(source, unit));
     }
 
     fn tick(&mut self, now: i64, out: &mut Vec<Record>) {
@@ -107,12 +162,13 @@ impl Stage for Multiline {
             .collect();
         for k in due {
             if let Some(b) = self.blocks.remove(&k) {
-                out.push(b.rec);
+                self.release(b, out);
             }
         }
     }
 
     fn flush(&mut self, out: &mut Vec<Record>) {
+        self.held.clear();
         out.extend(self.blocks.drain().map(|(_, b)| b.rec));
     }
 }
