@@ -27,10 +27,50 @@ struct PositionsFile {
     files: Vec<FileRecord>,
 }
 
-/// Promtail / agent-static legacy layout: `positions: {path: "offset"}`.
+/// Promtail / agent-static layout `positions: {path: "offset"}`, and Alloy's, whose keys
+/// are `{path, labels}` maps. Non-numeric values (journal/event cursors) are skipped.
 #[derive(Deserialize)]
 struct LegacyFile {
-    positions: BTreeMap<String, String>,
+    positions: serde_yaml::Mapping,
+}
+
+fn legacy_records(l: LegacyFile) -> Vec<FileRecord> {
+    use serde_yaml::Value;
+    let mut by_path: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, v) in l.positions {
+        let path = match &k {
+            Value::String(p) => p.clone(),
+            Value::Mapping(m) => match m.get("path") {
+                Some(Value::String(p)) => p.clone(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let offset = match &v {
+            Value::String(o) => o.trim().parse().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        };
+        // Alloy keeps one entry per (path, labels): the smallest offset re-reads, never skips.
+        if let Some(o) = offset {
+            by_path
+                .entry(path)
+                .and_modify(|x| *x = (*x).min(o))
+                .or_insert(o);
+        }
+    }
+    by_path
+        .into_iter()
+        .map(|(path, offset)| FileRecord {
+            path,
+            // No identity in these formats: inode 0 means "match by path" on open.
+            dev: 0,
+            inode: 0,
+            fingerprint: 0,
+            fp_len: 0,
+            offset,
+        })
+        .collect()
 }
 
 /// Loads records; a missing file is empty. A corrupt file is moved aside and treated as
@@ -48,21 +88,7 @@ pub fn load(path: &Path) -> Vec<FileRecord> {
         return f.files;
     }
     if let Ok(l) = serde_yaml::from_str::<LegacyFile>(&text) {
-        // No identity in the legacy format: identity 0 means "match by path" on open.
-        return l
-            .positions
-            .into_iter()
-            .filter_map(|(p, o)| {
-                Some(FileRecord {
-                    path: p,
-                    dev: 0,
-                    inode: 0,
-                    fingerprint: 0,
-                    fp_len: 0,
-                    offset: o.trim().parse().ok()?,
-                })
-            })
-            .collect();
+        return legacy_records(l);
     }
     let aside = path.with_extension("corrupt");
     tracing::warn!(path = %path.display(), moved_to = %aside.display(), "positions file corrupt, starting fresh");
@@ -115,6 +141,15 @@ mod tests {
             (l[0].path.as_str(), l[0].offset, l[0].inode),
             ("/var/log/a.log", 42, 0)
         );
+        // Alloy: `{path, labels}` keys, cursors beside offsets.
+        std::fs::write(
+            &p,
+            "positions:\n  ? path: /var/log/b.log\n    labels: '{job=\"b\"}'\n  : \"77\"\n  ? path: /var/log/b.log\n    labels: '{job=\"c\"}'\n  : \"70\"\n  cursor-journal: \"s=abc;i=1\"\n",
+        )
+        .unwrap();
+        let l = load(&p);
+        assert_eq!(l.len(), 1);
+        assert_eq!((l[0].path.as_str(), l[0].offset), ("/var/log/b.log", 70));
         std::fs::write(&p, "\0\0\0garbage: [").unwrap();
         assert!(load(&p).is_empty());
         assert!(p.with_extension("corrupt").exists());
