@@ -24,6 +24,11 @@ pub struct AgentConfig {
     pub server: ServerConfig,
     /// Where logs are shipped.
     pub client: ClientConfig,
+    /// More endpoints: every entry goes to `client` and to each of these, and a position
+    /// advances only once all of them acknowledged. Promtail's `clients: [a, b]` works
+    /// as is (the first becomes `client`).
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
     /// How often acknowledged positions are written to disk.
     #[serde(default)]
     pub positions: PositionsConfig,
@@ -347,8 +352,26 @@ pub fn expand_env(text: &str, get: impl Fn(&str) -> Option<String>) -> Result<St
 impl AgentConfig {
     /// Parses YAML text after env expansion (no validation).
     pub fn parse(text: &str) -> Result<AgentConfig> {
+        use serde_yaml::Value;
         let text = expand_env(text, |k| std::env::var(k).ok())?;
-        serde_yaml::from_str(&text).map_err(|e| Error::Config(e.to_string()))
+        let mut v: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config(e.to_string()))?;
+        // Promtail style `clients:` list without `client:`: the first one is the primary.
+        if let Value::Mapping(m) = &mut v {
+            if !m.contains_key("client") {
+                if let Some(Value::Sequence(list)) = m.get_mut("clients") {
+                    if !list.is_empty() {
+                        let first = list.remove(0);
+                        m.insert("client".into(), first);
+                    }
+                }
+            }
+        }
+        serde_yaml::from_value(v).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Every endpoint: `client` first, then `clients`.
+    pub fn endpoints(&self) -> impl Iterator<Item = &ClientConfig> {
+        std::iter::once(&self.client).chain(&self.clients)
     }
 
     /// Reads, parses and validates a config file.
@@ -374,16 +397,24 @@ impl AgentConfig {
                 self.version
             ));
         }
-        crate::client::Endpoint::parse(&self.client.url)?;
-        if self.client.batch_size == 0 {
-            return bad("client.batch_size must be > 0".into());
-        }
-        if self.client.min_backoff > self.client.max_backoff {
-            return bad("client.min_backoff is larger than client.max_backoff".into());
-        }
-        for k in self.client.external_labels.keys() {
-            if !silt_proto::is_valid_label_name(k) {
-                return bad(format!("client.external_labels: invalid label name {k:?}"));
+        for (i, c) in self.endpoints().enumerate() {
+            let at = if i == 0 {
+                "client".to_string()
+            } else {
+                format!("clients[{}]", i - 1)
+            };
+            crate::client::Endpoint::parse(&c.url)
+                .map_err(|e| Error::Config(format!("{at}.url: {e}")))?;
+            if c.batch_size == 0 {
+                return bad(format!("{at}.batch_size must be > 0"));
+            }
+            if c.min_backoff > c.max_backoff {
+                return bad(format!("{at}.min_backoff is larger than {at}.max_backoff"));
+            }
+            for k in c.external_labels.keys() {
+                if !silt_proto::is_valid_label_name(k) {
+                    return bad(format!("{at}.external_labels: invalid label name {k:?}"));
+                }
             }
         }
         if self.sources.is_empty() {

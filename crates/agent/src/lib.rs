@@ -54,7 +54,7 @@ pub struct Record {
 }
 
 /// What a source hands to the client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Item {
     Record(Record),
     /// A position with nothing to send (line dropped by a stage): acknowledged in order.

@@ -60,6 +60,7 @@ fn build(a: &Args) -> anyhow::Result<AgentConfig> {
                 data_dir: None,
                 server: ServerConfig::default(),
                 client: ClientConfig::for_url(&url),
+                clients: vec![],
                 positions: Default::default(),
                 sources: vec![],
             }

@@ -1,6 +1,6 @@
 //! Wiring: sources on their own threads, the client task, the HTTP listener and shutdown.
 
-use crate::client::Client;
+use crate::client::{fan_out, AckSink, Client, Joiner};
 use crate::config::{AgentConfig, SourceConfig};
 use crate::file::FileSource;
 use crate::push_source::{Buffer, PushReject, PushSource};
@@ -94,8 +94,32 @@ pub async fn run(
         }
     }
     drop(tx);
-    let client = Client::new(cfg.client.clone(), ack_txs, stop_rx, DRAIN_TIMEOUT)?;
-    let client_task = tokio::spawn(client.run(rx));
+    let endpoints: Vec<_> = cfg.endpoints().cloned().collect();
+    let mut client_tasks = Vec::new();
+    if endpoints.len() == 1 {
+        let client = Client::new(
+            cfg.client.clone(),
+            AckSink::Sources(ack_txs),
+            stop_rx,
+            DRAIN_TIMEOUT,
+        )?;
+        client_tasks.push(tokio::spawn(client.run(rx)));
+    } else {
+        let joiner = Arc::new(Joiner::new(ack_txs, endpoints.len()));
+        let mut outs = Vec::new();
+        for (i, c) in endpoints.into_iter().enumerate() {
+            let (etx, erx) = mpsc::channel(8);
+            outs.push(etx);
+            let sink = AckSink::Joined {
+                endpoint: i,
+                joiner: joiner.clone(),
+            };
+            let client = Client::new(c, sink, stop_rx.clone(), DRAIN_TIMEOUT)?;
+            client_tasks.push(tokio::spawn(client.run(erx)));
+        }
+        // The joiner (and the ack channels) live until the fan-out and every client end.
+        client_tasks.push(tokio::spawn(fan_out(rx, joiner, outs)));
+    }
 
     let mut http_task = None;
     let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
@@ -130,7 +154,9 @@ pub async fn run(
             let _ = t.join();
         }
     });
-    let _ = client_task.await;
+    for t in client_tasks {
+        let _ = t.await;
+    }
     let _ = joined.await;
     tracing::info!("stopped");
     Ok(())

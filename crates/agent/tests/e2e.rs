@@ -883,3 +883,57 @@ fn kubernetes_events_are_shipped_and_not_resent_after_restart() {
         "old events were sent again"
     );
 }
+
+#[test]
+fn two_endpoints_both_get_everything_and_one_down_holds_positions_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start_server(&tmp.path().join("a"));
+    let mut b = start_server(&tmp.path().join("b"));
+    let b_port: u16 = b.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // Promtail's `clients:` list shape.
+    let endpoint = |s: &Server| {
+        format!(
+            "  - url: {}\n    batch_wait: 100ms\n    min_backoff: 50ms\n    max_backoff: 300ms\n",
+            s.url()
+        )
+    };
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\npositions: {{sync_period: 100ms}}\nclients:\n{}{}sources:\n  - type: file\n    include: ['{}/*.log']\n    labels: {{test: fanout}}\n{FAST}",
+        endpoint(&a),
+        endpoint(&b),
+        logs.display()
+    );
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let app = logs.join("app.log");
+    let q = r#"{test="fanout"}"#;
+    let mut want = lines("both", 200);
+    append(&app, &want);
+    assert_exactly_once(&wait_lines(&a.addr, q, &want), &want);
+    assert_exactly_once(&wait_lines(&b.addr, q, &want), &want);
+
+    // B goes down; A keeps receiving, but positions wait for B, so a SIGKILL of the agent
+    // while B is down loses nothing for B.
+    b.kill();
+    let l = lines("bdown", 300);
+    append(&app, &l);
+    want.extend(l);
+    wait_lines(&a.addr, q, &want);
+    std::thread::sleep(Duration::from_millis(500));
+    agent.sigkill();
+    let b = Server::start(
+        &silt_bin(),
+        &tmp.path().join("b/srv"),
+        SERVER_CONFIG,
+        b_port,
+    );
+    agent.spawn();
+    let l = lines("after", 100);
+    append(&app, &l);
+    want.extend(l);
+    assert_exactly_once(&wait_lines(&b.addr, q, &want), &want);
+    // A saw the B-down lines twice at most (re-read after the restart), never lost any.
+    let got_a = wait_lines(&a.addr, q, &want);
+    assert!(got_a.len() >= want.len() && got_a.len() <= want.len() + 300);
+}

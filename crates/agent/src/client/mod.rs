@@ -12,8 +12,8 @@ use crate::metrics::{count_dropped, metrics};
 use crate::{Ack, Item, Record, TENANT_LABEL};
 use silt_model::{Entry, Labels};
 use silt_proto::{encode_push_protobuf, PushStream};
-use std::collections::HashMap;
-use std::sync::mpsc as std_mpsc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -31,6 +31,8 @@ struct Batch {
     bytes: u64,
     entries: u64,
     started: Option<Instant>,
+    /// Fan-out: number of the last chunk whose items are all in this batch or earlier ones.
+    complete: u64,
 }
 
 impl Batch {
@@ -47,21 +49,126 @@ enum Outcome {
     Abandoned,
 }
 
+/// Where a client reports delivery.
+pub enum AckSink {
+    /// The only endpoint: positions go straight back to the sources.
+    Sources(Vec<std_mpsc::Sender<Ack>>),
+    /// One of several endpoints: report delivered chunks; the joiner releases positions
+    /// once every endpoint has them.
+    Joined {
+        endpoint: usize,
+        joiner: Arc<Joiner>,
+    },
+}
+
+/// Releases positions of chunks that every endpoint delivered (fan-out to several
+/// endpoints: a position must not pass lines one of them has not acknowledged yet).
+pub struct Joiner {
+    sources: Vec<std_mpsc::Sender<Ack>>,
+    state: Mutex<JoinState>,
+}
+
+struct JoinState {
+    /// Chunk number and its last position per (source, unit), oldest first.
+    pending: VecDeque<(u64, Vec<Ack>)>,
+    /// Highest chunk delivered, per endpoint.
+    delivered: Vec<u64>,
+}
+
+impl Joiner {
+    pub fn new(sources: Vec<std_mpsc::Sender<Ack>>, endpoints: usize) -> Joiner {
+        Joiner {
+            sources,
+            state: Mutex::new(JoinState {
+                pending: VecDeque::new(),
+                delivered: vec![0; endpoints],
+            }),
+        }
+    }
+
+    /// Registers chunk `seq` (numbered from 1, in order) before any endpoint sees it.
+    pub fn chunk(&self, seq: u64, items: &[Item]) {
+        let mut last: Vec<Ack> = Vec::new();
+        for it in items {
+            let a = match it {
+                Item::Ack(a) => *a,
+                Item::Record(r) => match r.ack {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
+            match last
+                .iter_mut()
+                .find(|l| l.source == a.source && l.unit == a.unit)
+            {
+                Some(l) => *l = a,
+                None => last.push(a),
+            }
+        }
+        if let Ok(mut st) = self.state.lock() {
+            st.pending.push_back((seq, last));
+        }
+    }
+
+    fn delivered(&self, endpoint: usize, seq: u64) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if let Some(d) = st.delivered.get_mut(endpoint) {
+            *d = (*d).max(seq);
+        }
+        let all = st.delivered.iter().copied().min().unwrap_or(0);
+        while st.pending.front().is_some_and(|(s, _)| *s <= all) {
+            let Some((_, acks)) = st.pending.pop_front() else {
+                break;
+            };
+            for a in acks {
+                if let Some(tx) = self.sources.get(a.source) {
+                    let _ = tx.send(a);
+                }
+            }
+        }
+    }
+}
+
+/// Sends every chunk from the sources to each endpoint's client, numbering chunks for the
+/// joiner. A slow endpoint slows reading for all (the files are the buffer), as in Alloy.
+pub async fn fan_out(
+    mut rx: mpsc::Receiver<Vec<Item>>,
+    joiner: Arc<Joiner>,
+    outs: Vec<mpsc::Sender<Vec<Item>>>,
+) {
+    let mut seq = 0;
+    while let Some(items) = rx.recv().await {
+        seq += 1;
+        joiner.chunk(seq, &items);
+        let Some((last, rest)) = outs.split_last() else {
+            continue;
+        };
+        for tx in rest {
+            let _ = tx.send(items.clone()).await;
+        }
+        let _ = last.send(items).await;
+    }
+}
+
 /// The running client.
 pub struct Client {
     cfg: ClientConfig,
     http: http::Conn,
-    acks: Vec<std_mpsc::Sender<Ack>>,
+    acks: AckSink,
+    /// Chunks received so far (fan-out numbering).
+    chunks: u64,
     stop: watch::Receiver<bool>,
     drain: Duration,
     deadline: Option<Instant>,
 }
 
 impl Client {
-    /// `acks[i]` receives delivered positions of source `i`.
+    /// Delivered positions are reported to `acks`.
     pub fn new(
         cfg: ClientConfig,
-        acks: Vec<std_mpsc::Sender<Ack>>,
+        acks: AckSink,
         stop: watch::Receiver<bool>,
         drain: Duration,
     ) -> crate::Result<Client> {
@@ -70,6 +177,7 @@ impl Client {
             http: http::Conn::new(ep, cfg.timeout, cfg.headers.clone()),
             cfg,
             acks,
+            chunks: 0,
             stop,
             drain,
             deadline: None,
@@ -93,6 +201,8 @@ impl Client {
                                 return;
                             }
                         }
+                        self.chunks += 1;
+                        batch.complete = self.chunks;
                     }
                     None => break,
                 },
@@ -150,7 +260,14 @@ impl Client {
 
     /// Sends the batch; false when shutdown abandoned it (the client must stop).
     async fn flush(&mut self, b: &mut Batch) -> bool {
-        let batch = std::mem::take(b);
+        let complete = b.complete;
+        let batch = std::mem::replace(
+            b,
+            Batch {
+                complete,
+                ..Batch::default()
+            },
+        );
         let mut by_tenant: HashMap<Option<String>, Vec<PushStream>> = HashMap::new();
         for ((tenant, labels), entries) in batch.streams {
             by_tenant
@@ -178,14 +295,19 @@ impl Client {
                 Outcome::Abandoned => return false,
             }
         }
-        for ((source, unit), offset) in batch.acks {
-            if let Some(tx) = self.acks.get(source) {
-                let _ = tx.send(Ack {
-                    source,
-                    unit,
-                    offset,
-                });
+        match &self.acks {
+            AckSink::Sources(txs) => {
+                for ((source, unit), offset) in batch.acks {
+                    if let Some(tx) = txs.get(source) {
+                        let _ = tx.send(Ack {
+                            source,
+                            unit,
+                            offset,
+                        });
+                    }
+                }
             }
+            AckSink::Joined { endpoint, joiner } => joiner.delivered(*endpoint, complete),
         }
         true
     }
