@@ -18,6 +18,11 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabels {
     pub path: String,
 }
@@ -38,6 +43,7 @@ pub struct Metrics {
     pub rotations: Counter,
     pub truncations: Counter,
     pub compressed_resumes: Counter,
+    pub bytes_behind: Family<SourceLabels, Gauge>,
     pub push_received_entries: Counter,
     pub buffer_bytes: Gauge,
     pub k8s_pods_cached: Gauge,
@@ -64,6 +70,7 @@ pub fn metrics() -> &'static Metrics {
             rotations: Counter::default(),
             truncations: Counter::default(),
             compressed_resumes: Counter::default(),
+            bytes_behind: Family::default(),
             push_received_entries: Counter::default(),
             buffer_bytes: Gauge::default(),
             k8s_pods_cached: Gauge::default(),
@@ -123,6 +130,11 @@ pub fn metrics() -> &'static Metrics {
             "loki_source_file_truncations",
             "Truncations detected (copytruncate)",
             m.truncations.clone(),
+        );
+        r.register(
+            "silt_agent_file_bytes_behind",
+            "Bytes of open files not yet acknowledged by the server (size minus position)",
+            m.bytes_behind.clone(),
         );
         r.register(
             "silt_agent_compressed_resumes",

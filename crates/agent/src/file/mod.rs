@@ -266,6 +266,7 @@ impl FileSource {
             }
             if last_sync.elapsed() >= self.sync_period {
                 self.save_positions();
+                self.report_lag();
                 last_sync = Instant::now();
             }
             if read == 0 {
@@ -316,6 +317,26 @@ impl FileSource {
                 self.committed.remove(&a.unit);
             }
         }
+    }
+
+    /// How far acknowledged positions trail the files (a restart re-reads this much, and
+    /// a backlog that outgrows rotation loses data).
+    fn report_lag(&self) {
+        let behind: u64 = self
+            .tailers
+            .iter()
+            .filter_map(|t| {
+                let size = t.file.metadata().ok()?.len();
+                let acked = self.committed.get(&t.id)?.offset;
+                Some(size.saturating_sub(acked))
+            })
+            .sum();
+        metrics()
+            .bytes_behind
+            .get_or_create(&crate::metrics::SourceLabels {
+                source: self.name.clone(),
+            })
+            .set(behind.min(i64::MAX as u64) as i64);
     }
 
     fn save_positions(&self) {
