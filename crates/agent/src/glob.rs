@@ -101,19 +101,33 @@ impl Glob {
 
     /// Regular files (or symlinks to them) currently matching; unreadable dirs are skipped.
     pub fn walk(&self, out: &mut Vec<PathBuf>) {
-        self.walk_dir(&self.base, 1, out);
+        self.walk_dir(&self.base, 1, out, &mut None);
     }
 
-    fn walk_dir(&self, dir: &Path, level: usize, out: &mut Vec<PathBuf>) {
+    /// Like [`Glob::walk`], also listing the directories read (to watch them).
+    pub fn walk_with_dirs(&self, out: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) {
+        self.walk_dir(&self.base, 1, out, &mut Some(dirs));
+    }
+
+    fn walk_dir(
+        &self,
+        dir: &Path,
+        level: usize,
+        out: &mut Vec<PathBuf>,
+        dirs: &mut Option<&mut Vec<PathBuf>>,
+    ) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
+        if let Some(d) = dirs.as_mut() {
+            d.push(dir.to_path_buf());
+        }
         for e in rd.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             let p = clean(&e.path());
             if ft.is_dir() {
                 if self.depth.is_none_or(|d| level < d) {
-                    self.walk_dir(&p, level + 1, out);
+                    self.walk_dir(&p, level + 1, out, dirs);
                 }
             } else if (ft.is_file() || (ft.is_symlink() && p.is_file())) && self.matches(&p) {
                 out.push(p);

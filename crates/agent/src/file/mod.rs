@@ -4,6 +4,7 @@
 //! decodes lines, runs the stages and hands entries to the client. Positions are persisted
 //! only up to offsets the client acknowledged.
 
+mod dirwatch;
 pub mod format;
 pub mod paths;
 pub mod positions;
@@ -76,6 +77,8 @@ pub struct FileSource {
     rediscover: bool,
     /// Final positions of closed files, sent once stages hold none of their lines.
     closing: Vec<Ack>,
+    /// Directory events that trigger discovery early.
+    watch: Option<dirwatch::DirWatch>,
     /// Pod metadata from the Kubernetes API, and the cache version labels were built from.
     pods: Option<Arc<crate::k8s::PodCache>>,
     pods_version: u64,
@@ -207,6 +210,7 @@ impl FileSource {
             out: Vec::new(),
             rediscover: false,
             closing: Vec::new(),
+            watch: dirwatch::DirWatch::new(),
             pods: None,
             pods_version: 0,
         })
@@ -242,6 +246,9 @@ impl FileSource {
         let mut last_sync = Instant::now();
         while !self.shutdown.load(Ordering::Relaxed) {
             self.drain_acks();
+            if self.watch.as_mut().is_some_and(|w| w.changed()) {
+                self.rediscover = true;
+            }
             if self.rediscover
                 || last_discovery.is_none_or(|t| t.elapsed() >= self.cfg.discovery_period)
             {
@@ -361,10 +368,14 @@ impl FileSource {
         }
     }
 
-    fn matched_paths(&self) -> Vec<PathBuf> {
+    fn matched_paths(&mut self) -> Vec<PathBuf> {
         let mut found = Vec::new();
+        let mut dirs = Vec::new();
         for g in &self.include {
-            g.walk(&mut found);
+            g.walk_with_dirs(&mut found, &mut dirs);
+        }
+        if self.watch.as_mut().is_some_and(|w| w.watch(&dirs)) {
+            self.rediscover = true;
         }
         found.sort();
         found.dedup();

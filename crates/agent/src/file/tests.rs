@@ -366,3 +366,35 @@ fn a_rotation_gzipped_while_stopped_is_finished_from_the_gz() {
     h.stop();
     assert!(h.got.lock().unwrap().is_empty());
 }
+
+#[test]
+fn new_directories_and_files_are_found_without_waiting_for_discovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // The pods layout, with a discovery period no test would wait for.
+    let yaml = format!(
+        "type: file\ninclude: ['{}/*/*/*.log']\npoll_interval: 5ms\ndiscovery_period: 1h\n",
+        logs.display()
+    );
+    let mut h = Harness {
+        dir: tmp.path().to_path_buf(),
+        cfg: serde_yaml::from_str(&yaml).unwrap(),
+        shutdown: Arc::new(AtomicBool::new(false)),
+        thread: None,
+        client: None,
+        got: Default::default(),
+    };
+    h.start();
+    std::thread::sleep(Duration::from_millis(100));
+    // A short-lived pod: directory, container directory and log appear after start-up.
+    let dir = logs.join("ns_pod_uid1/c");
+    std::fs::create_dir_all(&dir).unwrap();
+    append_lines(&dir.join("0.log"), &["hello", "bye"]);
+    h.wait_received(2);
+    let dir = logs.join("ns_pod_uid2/c");
+    std::fs::create_dir_all(&dir).unwrap();
+    append_lines(&dir.join("0.log"), &["again"]);
+    h.wait_received(3);
+    h.stop();
+}
