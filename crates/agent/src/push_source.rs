@@ -9,7 +9,7 @@ use crate::metrics::{count_dropped, metrics};
 use crate::relabel::Relabeler;
 use crate::stages::Pipeline;
 use crate::{now_ns, Ack, Item, Record, TENANT_LABEL};
-use silt_model::Labels;
+use silt_model::{Entry, Labels};
 use silt_proto::{decode_push, encode_push_protobuf, DecodeLimits, PushStream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -30,6 +30,8 @@ pub struct Buffer {
     /// Serialises writers with the cap enforcement.
     lock: Mutex<()>,
     use_incoming_timestamp: bool,
+    /// Raw lines carry no labels of their own: without these they would all be dropped.
+    labels_configured: bool,
 }
 
 /// Why a push was refused.
@@ -76,6 +78,7 @@ impl Buffer {
             next_seq: AtomicU64::new(next),
             lock: Mutex::new(()),
             use_incoming_timestamp: c.use_incoming_timestamp,
+            labels_configured: !c.labels.is_empty() || !c.relabel_rules.is_empty(),
         })
     }
 
@@ -97,15 +100,50 @@ impl Buffer {
         .map_err(|e| PushReject::Bad(e.status(), e.message().to_string()))?;
         let now = now_ns();
         let mut streams = req.streams;
-        let mut n = 0;
-        for s in &mut streams {
-            n += s.entries.len();
-            if !self.use_incoming_timestamp {
+        if !self.use_incoming_timestamp {
+            for s in &mut streams {
                 for e in &mut s.entries {
                     e.ts = now;
                 }
             }
         }
+        self.store(streams, tenant)
+    }
+
+    /// `/loki/api/v1/raw`: one entry per non-empty line (`\n` or `\r\n`), receive-time
+    /// timestamps (1 ns apart, keeping order and identical lines), labels from the source.
+    pub fn accept_raw(&self, body: &[u8], tenant: Option<&str>) -> Result<usize, PushReject> {
+        if !self.labels_configured {
+            return Err(PushReject::Bad(
+                400,
+                "raw pushes need `labels` (or relabel_rules) on the loki_push source".into(),
+            ));
+        }
+        let now = now_ns();
+        let entries: Vec<Entry> = body
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .enumerate()
+            .map(|(i, l)| Entry {
+                ts: now + i as i64,
+                line: String::from_utf8_lossy(l).into_owned(),
+                metadata: Labels::new(),
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let streams = vec![PushStream {
+            labels: Labels::new(),
+            entries,
+        }];
+        self.store(streams, tenant)
+    }
+
+    /// Durably buffers decoded streams (fsync before returning).
+    fn store(&self, streams: Vec<PushStream>, tenant: Option<&str>) -> Result<usize, PushReject> {
+        let n: usize = streams.iter().map(|s| s.entries.len()).sum();
         metrics().push_received_entries.inc_by(n as u64);
         let pb = encode_push_protobuf(&streams);
         let t = tenant.unwrap_or("").as_bytes();
@@ -302,7 +340,6 @@ impl PushSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use silt_model::Entry;
 
     fn cfg(max: &str) -> PushSourceConfig {
         serde_yaml::from_str(&format!(
@@ -354,5 +391,45 @@ mod tests {
         // A restart continues the sequence.
         let b2 = Buffer::open(d.path().join("b"), &cfg("3000")).unwrap();
         assert!(b2.next_seq.load(Ordering::SeqCst) > list(&b.dir).last().unwrap().0);
+    }
+
+    #[test]
+    fn raw_lines_are_buffered_with_receive_time() {
+        let d = tempfile::tempdir().unwrap();
+        let c: PushSourceConfig = serde_yaml::from_str("{labels: {job: raw}}").unwrap();
+        let b = Buffer::open(d.path().join("b"), &c).unwrap();
+        let before = now_ns();
+        let n = b
+            .accept_raw(
+                b"first\r\n\nsecond\nsecond\n{\"k\": 1}\nno newline \xff",
+                Some("t"),
+            )
+            .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(b.accept_raw(b"\n\r\n", None).unwrap(), 0);
+        let files = list(&b.dir);
+        assert_eq!(files.len(), 1);
+        let (tenant, streams) = read_file(&files[0].1).unwrap();
+        assert_eq!(tenant, "t");
+        let e = &streams[0].entries;
+        let lines: Vec<&str> = e.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "first",
+                "second",
+                "second",
+                "{\"k\": 1}",
+                "no newline \u{fffd}"
+            ]
+        );
+        assert!(e[0].ts >= before && e.windows(2).all(|w| w[0].ts < w[1].ts));
+        // Without labels every raw line would be dropped as unlabelled: refused instead.
+        let c: PushSourceConfig = serde_yaml::from_str("{}").unwrap();
+        let b = Buffer::open(d.path().join("c"), &c).unwrap();
+        assert!(matches!(
+            b.accept_raw(b"x", None),
+            Err(PushReject::Bad(400, _))
+        ));
     }
 }
