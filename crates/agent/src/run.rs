@@ -56,6 +56,23 @@ pub async fn run(
                     stop_rx.clone(),
                 )?);
             }
+            SourceConfig::Journal(j) => {
+                let src = crate::journal::JournalSource::new(
+                    i,
+                    j,
+                    &name,
+                    &data_dir,
+                    cfg.positions.sync_period,
+                    tx.clone(),
+                    arx,
+                    shutdown.clone(),
+                )?;
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("src-{name}"))
+                        .spawn(move || src.run())?,
+                );
+            }
             SourceConfig::LokiPush(p) => {
                 let buf = Arc::new(Buffer::open(data_dir.join("buffer").join(&name), p)?);
                 state.push = Some(buf.clone());

@@ -161,9 +161,9 @@ impl FileSource {
                 ];
                 (t.clone(), Layout::Airflow, Format::Raw, inc)
             }
-            SourceConfig::LokiPush(_) | SourceConfig::KubernetesEvents(_) => {
-                return Err(err("not a tailing source".into()))
-            }
+            SourceConfig::LokiPush(_)
+            | SourceConfig::KubernetesEvents(_)
+            | SourceConfig::Journal(_) => return Err(err("not a tailing source".into())),
         };
         let include_pats = if cfg.include.is_empty() {
             default_include
