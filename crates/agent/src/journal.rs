@@ -542,7 +542,8 @@ impl JournalSource {
             self.pipeline.tick(now_ns(), &mut tick);
             self.out.extend(tick.into_iter().map(Item::Record));
             if !self.send() {
-                return;
+                // The client is gone: still apply the acks it sent and save.
+                break;
             }
             if ended {
                 let Some(mut p) = proc.take() else { continue };
@@ -858,6 +859,120 @@ mod tests {
             load_cursor(&d.path().join("positions/j.yaml")).as_deref(),
             Some("c2")
         );
+    }
+
+    /// A stand-in journalctl that prints one entry and a bad line, then fails: the source
+    /// restarts it after the last entry read and commits only acknowledged cursors.
+    #[test]
+    fn journalctl_exits_are_restarted_after_the_last_read_cursor() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let args = d.path().join("args");
+        let script = d.path().join("journalctl");
+        std::fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+echo "$*" >> {a}
+[ "$1" = --version ] && exit 0
+n=$(wc -l < {a})
+echo '{{"__CURSOR":"c'$n'","MESSAGE":"m'$n'","__REALTIME_TIMESTAMP":"1700000000000000"}}'
+echo 'not json'
+echo 'boom' >&2
+exit 1
+"#,
+                a = args.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c = cfg(&format!("{{journalctl_path: {}}}", script.display()));
+        let (tx, mut rx) = mpsc::channel(8);
+        let (atx, arx) = std_mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = JournalSource::new(
+            0,
+            &c,
+            "j",
+            d.path(),
+            Duration::from_millis(10),
+            tx,
+            arx,
+            stop.clone(),
+        )
+        .unwrap();
+        let t = std::thread::spawn(move || s.run());
+        let mut lines = Vec::new();
+        while lines.len() < 2 {
+            for it in rx.blocking_recv().unwrap() {
+                if let Item::Record(r) = it {
+                    assert_eq!(r.entry.ts, 1_700_000_000_000_000_000);
+                    lines.push(r.entry.line);
+                }
+            }
+        }
+        assert_eq!(lines, ["m2", "m3"]);
+        let a = std::fs::read_to_string(&args).unwrap();
+        let runs: Vec<&str> = a.lines().collect();
+        assert!(runs[1].contains("--since=-25200s"), "{a}");
+        assert!(runs[2].contains("--after-cursor=c2"), "{a}");
+        // Only the first entry is acknowledged: its cursor is what a restart resumes after.
+        atx.send(Ack {
+            source: 0,
+            unit: 0,
+            offset: 1,
+        })
+        .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        drop(atx);
+        drop(rx);
+        t.join().unwrap();
+        assert_eq!(
+            load_cursor(&d.path().join("positions/j.yaml")).as_deref(),
+            Some("c2")
+        );
+    }
+
+    /// A stored cursor journalctl rejects would fail every restart: it is dropped.
+    #[test]
+    fn rejected_cursor_falls_back_to_max_age() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let script = d.path().join("journalctl");
+        std::fs::write(
+            &script,
+            r#"#!/bin/sh
+[ "$1" = --version ] && exit 0
+case "$*" in *--after-cursor=*) echo 'Failed to seek to cursor: Invalid argument' >&2; exit 1;; esac
+echo '{"__CURSOR":"good","MESSAGE":"fresh"}'
+exec sleep 30
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        save_cursor(&d.path().join("positions/j.yaml"), "garbage").unwrap();
+        let c = cfg(&format!("{{journalctl_path: {}}}", script.display()));
+        let (tx, mut rx) = mpsc::channel(8);
+        let (atx, arx) = std_mpsc::channel::<Ack>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = JournalSource::new(
+            0,
+            &c,
+            "j",
+            d.path(),
+            Duration::from_millis(10),
+            tx,
+            arx,
+            stop.clone(),
+        )
+        .unwrap();
+        let t = std::thread::spawn(move || s.run());
+        let got = rx.blocking_recv().unwrap();
+        assert!(matches!(&got[0], Item::Record(r) if r.entry.line == "fresh"));
+        stop.store(true, Ordering::Relaxed);
+        drop(atx);
+        // Shutdown kills the still-following stand-in.
+        t.join().unwrap();
     }
 
     #[test]
