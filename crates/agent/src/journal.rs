@@ -427,7 +427,13 @@ impl JournalSource {
         }
         match &self.read_cursor {
             Some(c) => a.push(format!("--after-cursor={c}")),
-            None => a.push(format!("--since=-{}s", self.cfg.max_age.as_secs().max(1))),
+            // Absolute, clamped at the epoch: journalctl rejects relative times before it.
+            None => {
+                let since = (now_ns() / 1_000_000_000)
+                    .saturating_sub(self.cfg.max_age.as_secs().min(i64::MAX as u64) as i64)
+                    .max(1);
+                a.push(format!("--since=@{since}"));
+            }
         }
         a.extend(self.matches.iter().cloned());
         a
@@ -796,8 +802,15 @@ mod tests {
         };
         let c = cfg("{path: /x/journal, matches: 'PRIORITY=3', max_age: 1h}");
         let s = mk(&c).unwrap();
+        let args = s.args();
+        let since = args[7].clone();
+        let secs: i64 = since.strip_prefix("--since=@").unwrap().parse().unwrap();
+        assert!(
+            (now_ns() / 1_000_000_000 - 3600 - secs).abs() <= 5,
+            "{since}"
+        );
         assert_eq!(
-            s.args(),
+            args,
             [
                 "--follow",
                 "--all",
@@ -806,7 +819,7 @@ mod tests {
                 "--no-pager",
                 "--no-tail",
                 "--directory=/x/journal",
-                "--since=-3600s",
+                since.as_str(),
                 "PRIORITY=3"
             ]
         );
@@ -814,6 +827,10 @@ mod tests {
         save_cursor(&d.path().join("positions/j.yaml"), "s=abc;i=1").unwrap();
         let s = mk(&c).unwrap();
         assert!(s.args().contains(&"--after-cursor=s=abc;i=1".to_string()));
+        // A max_age beyond the epoch is clamped, not an argument journalctl rejects.
+        std::fs::remove_file(d.path().join("positions/j.yaml")).unwrap();
+        let s = mk(&cfg("{max_age: 100000000h}")).unwrap();
+        assert!(s.args().contains(&"--since=@1".to_string()));
         let e = mk(&cfg("{journalctl_path: /nonexistent/journalctl}"))
             .err()
             .unwrap();
@@ -914,7 +931,7 @@ exit 1
         assert_eq!(lines, ["m2", "m3"]);
         let a = std::fs::read_to_string(&args).unwrap();
         let runs: Vec<&str> = a.lines().collect();
-        assert!(runs[1].contains("--since=-25200s"), "{a}");
+        assert!(runs[1].contains("--since=@"), "{a}");
         assert!(runs[2].contains("--after-cursor=c2"), "{a}");
         // Only the first entry is acknowledged: its cursor is what a restart resumes after.
         atx.send(Ack {
