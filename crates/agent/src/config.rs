@@ -150,6 +150,8 @@ pub enum SourceConfig {
     LokiPush(PushSourceConfig),
     /// Kubernetes Event objects as log lines (`loki.source.kubernetes_events`).
     KubernetesEvents(crate::k8s_events::EventsConfig),
+    /// systemd journal via `journalctl` (`loki.source.journal`).
+    Journal(crate::journal::JournalConfig),
 }
 
 /// Line format of tailed files.
@@ -295,6 +297,7 @@ impl SourceConfig {
             SourceConfig::Airflow(_) => "airflow",
             SourceConfig::LokiPush(_) => "loki_push",
             SourceConfig::KubernetesEvents(_) => "kubernetes_events",
+            SourceConfig::Journal(_) => "journal",
         }
     }
 
@@ -306,6 +309,7 @@ impl SourceConfig {
             }
             SourceConfig::LokiPush(p) => p.name.clone(),
             SourceConfig::KubernetesEvents(e) => e.name.clone(),
+            SourceConfig::Journal(j) => j.name.clone(),
         };
         n.unwrap_or_else(|| self.kind().to_string())
     }
@@ -471,6 +475,10 @@ impl AgentConfig {
                             return bad(format!("{at}: labels: invalid label name {k:?}"));
                         }
                     }
+                }
+                SourceConfig::Journal(j) => {
+                    j.validate()
+                        .map_err(|e| Error::Config(format!("{at}: {e}")))?;
                 }
                 SourceConfig::LokiPush(p) => {
                     if self.server.listen.is_none() {

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  file / kubernetes_pods / airflow ──┐ (reader thread per source: tail, decode CRI/docker,
-//!  loki_push (disk buffer) ───────────┤  relabel targets, run stages)
+//!  journal (journalctl child) ────────┤  relabel targets, run stages)
+//!  loki_push (disk buffer) ───────────┤
 //!                                     ▼ bounded channel (back-pressure stops reading)
 //!                               client task: batch by size/time, push protobuf+snappy,
 //!                               retry 429/5xx/conn errors ─► acks back to each source
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod file;
 pub mod glob;
+pub mod journal;
 pub mod k8s;
 pub mod k8s_events;
 pub mod metrics;

@@ -23,6 +23,11 @@ pub struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabels {
     pub path: String,
 }
@@ -47,6 +52,8 @@ pub struct Metrics {
     pub push_received_entries: Counter,
     pub buffer_bytes: Gauge,
     pub k8s_pods_cached: Gauge,
+    pub journal_lines: Counter,
+    pub journal_parse_errors: Family<ErrorLabels, Counter>,
     pub registry: Registry,
 }
 
@@ -74,6 +81,8 @@ pub fn metrics() -> &'static Metrics {
             push_received_entries: Counter::default(),
             buffer_bytes: Gauge::default(),
             k8s_pods_cached: Gauge::default(),
+            journal_lines: Counter::default(),
+            journal_parse_errors: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -165,6 +174,16 @@ pub fn metrics() -> &'static Metrics {
             "silt_agent_kubernetes_pods_cached",
             "Pods in the Kubernetes metadata cache",
             m.k8s_pods_cached.clone(),
+        );
+        r.register(
+            "loki_source_journal_target_lines",
+            "Journal entries read",
+            m.journal_lines.clone(),
+        );
+        r.register(
+            "loki_source_journal_target_parsing_errors",
+            "Journal entries skipped or fields left out, by error",
+            m.journal_parse_errors.clone(),
         );
         Metrics { registry: r, ..m }
     })

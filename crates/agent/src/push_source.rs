@@ -9,7 +9,7 @@ use crate::metrics::{count_dropped, metrics};
 use crate::relabel::Relabeler;
 use crate::stages::Pipeline;
 use crate::{now_ns, Ack, Item, Record, TENANT_LABEL};
-use silt_model::Labels;
+use silt_model::{Entry, Labels};
 use silt_proto::{decode_push, encode_push_protobuf, DecodeLimits, PushStream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -30,6 +30,8 @@ pub struct Buffer {
     /// Serialises writers with the cap enforcement.
     lock: Mutex<()>,
     use_incoming_timestamp: bool,
+    /// Raw lines carry no labels of their own: without these they would all be dropped.
+    labels_configured: bool,
 }
 
 /// Why a push was refused.
@@ -76,6 +78,7 @@ impl Buffer {
             next_seq: AtomicU64::new(next),
             lock: Mutex::new(()),
             use_incoming_timestamp: c.use_incoming_timestamp,
+            labels_configured: !c.labels.is_empty() || !c.relabel_rules.is_empty(),
         })
     }
 
@@ -97,15 +100,50 @@ impl Buffer {
         .map_err(|e| PushReject::Bad(e.status(), e.message().to_string()))?;
         let now = now_ns();
         let mut streams = req.streams;
-        let mut n = 0;
-        for s in &mut streams {
-            n += s.entries.len();
-            if !self.use_incoming_timestamp {
+        if !self.use_incoming_timestamp {
+            for s in &mut streams {
                 for e in &mut s.entries {
                     e.ts = now;
                 }
             }
         }
+        self.store(streams, tenant)
+    }
+
+    /// `/loki/api/v1/raw`: one entry per non-empty line (`\n` or `\r\n`), receive-time
+    /// timestamps (1 ns apart, keeping order and identical lines), labels from the source.
+    pub fn accept_raw(&self, body: &[u8], tenant: Option<&str>) -> Result<usize, PushReject> {
+        if !self.labels_configured {
+            return Err(PushReject::Bad(
+                400,
+                "raw pushes need `labels` (or relabel_rules) on the loki_push source".into(),
+            ));
+        }
+        let now = now_ns();
+        let entries: Vec<Entry> = body
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .enumerate()
+            .map(|(i, l)| Entry {
+                ts: now + i as i64,
+                line: String::from_utf8_lossy(l).into_owned(),
+                metadata: Labels::new(),
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let streams = vec![PushStream {
+            labels: Labels::new(),
+            entries,
+        }];
+        self.store(streams, tenant)
+    }
+
+    /// Durably buffers decoded streams (fsync before returning).
+    fn store(&self, streams: Vec<PushStream>, tenant: Option<&str>) -> Result<usize, PushReject> {
+        let n: usize = streams.iter().map(|s| s.entries.len()).sum();
         metrics().push_received_entries.inc_by(n as u64);
         let pb = encode_push_protobuf(&streams);
         let t = tenant.unwrap_or("").as_bytes();
@@ -174,6 +212,8 @@ pub struct PushSource {
     labels: BTreeMap<String, String>,
     relabel: Relabeler,
     pipeline: Pipeline,
+    /// Buffer files acknowledged once stages release the lines they hold.
+    closing: Vec<Ack>,
     tx: mpsc::Sender<Vec<Item>>,
     acks: std_mpsc::Receiver<Ack>,
     shutdown: Arc<AtomicBool>,
@@ -197,6 +237,7 @@ impl PushSource {
             labels: c.labels.clone(),
             relabel: Relabeler::new(&c.relabel_rules).map_err(err)?,
             pipeline: Pipeline::new(&c.stages).map_err(err)?,
+            closing: Vec::new(),
             tx,
             acks,
             shutdown,
@@ -209,6 +250,15 @@ impl PushSource {
         while !self.shutdown.load(Ordering::Relaxed) {
             while let Ok(a) = self.acks.try_recv() {
                 self.acked(a, &mut in_flight);
+            }
+            // Time-based stages (multiline) emit; files whose lines they held are released.
+            let mut items = Vec::new();
+            let mut tick = Vec::new();
+            self.pipeline.tick(crate::now_ns(), &mut tick);
+            self.pipeline.emit(tick, &mut items);
+            self.release_closing(&mut items);
+            if !items.is_empty() && self.tx.blocking_send(items).is_err() {
+                return;
             }
             let mut sent = false;
             for (seq, path, _) in list(&self.buffer.dir) {
@@ -237,9 +287,9 @@ impl PushSource {
         }
         let mut rest = Vec::new();
         self.pipeline.flush(&mut rest);
-        let _ = self
-            .tx
-            .blocking_send(rest.into_iter().map(Item::Record).collect());
+        let mut items: Vec<Item> = rest.into_iter().map(Item::Record).collect();
+        self.release_closing(&mut items);
+        let _ = self.tx.blocking_send(items);
         let (dead, _) = mpsc::channel(1);
         self.tx = dead;
         while let Ok(a) = self.acks.recv() {
@@ -248,7 +298,23 @@ impl PushSource {
         tracing::info!(source = %self.name, "push source stopped");
     }
 
+    /// Final acknowledgements of buffer files, once no stage holds a line of them.
+    fn release_closing(&mut self, items: &mut Vec<Item>) {
+        let pipeline = &self.pipeline;
+        self.closing.retain(|a| {
+            if pipeline.floor(a.source, a.unit).is_some() {
+                return true;
+            }
+            items.push(Item::Ack(*a));
+            false
+        });
+    }
+
     fn acked(&self, a: Ack, in_flight: &mut BTreeSet<u64>) {
+        // Offset 0: a stage still holds lines of this file; its final ack comes later.
+        if a.offset == 0 {
+            return;
+        }
         if in_flight.remove(&a.unit) {
             let p = self.buffer.dir.join(format!("{:020}.push", a.unit));
             let _ = std::fs::remove_file(p);
@@ -286,15 +352,20 @@ impl PushSource {
                     labels: ls.clone(),
                     entry: e,
                     extracted: BTreeMap::new(),
-                    ack: None,
+                    // Offset 0 = "file not done": only the final ack (offset 1) deletes it.
+                    ack: Some(Ack { offset: 0, ..ack }),
                 };
-                let mut out = Vec::new();
-                self.pipeline.process(rec, &mut out);
-                items.extend(out.into_iter().map(Item::Record));
+                // Re-reading the file (offset 0) produces every entry again.
+                self.pipeline.run_line(rec, 0, &mut items);
             }
         }
-        // The whole file is acknowledged once, after all its entries.
-        items.push(Item::Ack(ack));
+        // The whole file is acknowledged once, after all its entries, unless a stage holds
+        // some of them: then once it let them go.
+        if self.pipeline.floor(ack.source, ack.unit).is_some() {
+            self.closing.push(ack);
+        } else {
+            items.push(Item::Ack(ack));
+        }
         items
     }
 }
@@ -302,7 +373,6 @@ impl PushSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use silt_model::Entry;
 
     fn cfg(max: &str) -> PushSourceConfig {
         serde_yaml::from_str(&format!(
@@ -354,5 +424,102 @@ mod tests {
         // A restart continues the sequence.
         let b2 = Buffer::open(d.path().join("b"), &cfg("3000")).unwrap();
         assert!(b2.next_seq.load(Ordering::SeqCst) > list(&b.dir).last().unwrap().0);
+    }
+
+    #[test]
+    fn raw_lines_are_buffered_with_receive_time() {
+        let d = tempfile::tempdir().unwrap();
+        let c: PushSourceConfig = serde_yaml::from_str("{labels: {job: raw}}").unwrap();
+        let b = Buffer::open(d.path().join("b"), &c).unwrap();
+        let before = now_ns();
+        let n = b
+            .accept_raw(
+                b"first\r\n\nsecond\nsecond\n{\"k\": 1}\nno newline \xff",
+                Some("t"),
+            )
+            .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(b.accept_raw(b"\n\r\n", None).unwrap(), 0);
+        let files = list(&b.dir);
+        assert_eq!(files.len(), 1);
+        let (tenant, streams) = read_file(&files[0].1).unwrap();
+        assert_eq!(tenant, "t");
+        let e = &streams[0].entries;
+        let lines: Vec<&str> = e.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "first",
+                "second",
+                "second",
+                "{\"k\": 1}",
+                "no newline \u{fffd}"
+            ]
+        );
+        assert!(e[0].ts >= before && e.windows(2).all(|w| w[0].ts < w[1].ts));
+        // Without labels every raw line would be dropped as unlabelled: refused instead.
+        let c: PushSourceConfig = serde_yaml::from_str("{}").unwrap();
+        let b = Buffer::open(d.path().join("c"), &c).unwrap();
+        assert!(matches!(
+            b.accept_raw(b"x", None),
+            Err(PushReject::Bad(400, _))
+        ));
+    }
+
+    #[test]
+    fn a_buffer_file_is_acknowledged_only_after_its_held_lines() {
+        let c: PushSourceConfig = serde_yaml::from_str(
+            "{labels: {job: p}, stages: [{multiline: {firstline: '^start', max_wait_time: 1h}}]}",
+        )
+        .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let buf = Arc::new(Buffer::open(d.path().join("b"), &c).unwrap());
+        let (tx, _rx) = mpsc::channel(1);
+        let (_atx, arx) = std_mpsc::channel();
+        let mut src = PushSource::new(
+            0,
+            &c,
+            "p".into(),
+            buf,
+            tx,
+            arx,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let stream = |lines: &[&str]| PushStream {
+            labels: Labels::from_pairs([("app", "a")]),
+            entries: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Entry {
+                    ts: i as i64,
+                    line: l.to_string(),
+                    metadata: Labels::new(),
+                })
+                .collect(),
+        };
+        let final_acks = |items: &[Item]| -> Vec<u64> {
+            items
+                .iter()
+                .filter_map(|it| match it {
+                    Item::Ack(a) if a.offset == 1 => Some(a.unit),
+                    Item::Record(r) => r.ack.filter(|a| a.offset == 1).map(|a| a.unit),
+                    _ => None,
+                })
+                .collect()
+        };
+        // File 1 opens a block that file 2 continues: neither file may be deleted yet.
+        let items = src.records(1, "", vec![stream(&["start a", "more"])]);
+        assert!(final_acks(&items).is_empty(), "{items:?}");
+        let items = src.records(2, "", vec![stream(&["more 2"])]);
+        assert!(final_acks(&items).is_empty(), "{items:?}");
+        // The next block's first line releases the first block: both files are done.
+        let items = src.records(3, "", vec![stream(&["start b"])]);
+        let mut rest = Vec::new();
+        src.release_closing(&mut rest);
+        let mut done = final_acks(&items);
+        done.extend(final_acks(&rest));
+        done.sort();
+        assert_eq!(done, vec![1, 2], "file 3's line is still held");
     }
 }

@@ -56,6 +56,23 @@ pub async fn run(
                     stop_rx.clone(),
                 )?);
             }
+            SourceConfig::Journal(j) => {
+                let src = crate::journal::JournalSource::new(
+                    i,
+                    j,
+                    &name,
+                    &data_dir,
+                    cfg.positions.sync_period,
+                    tx.clone(),
+                    arx,
+                    shutdown.clone(),
+                )?;
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("src-{name}"))
+                        .spawn(move || src.run())?,
+                );
+            }
             SourceConfig::LokiPush(p) => {
                 let buf = Arc::new(Buffer::open(data_dir.join("buffer").join(&name), p)?);
                 state.push = Some(buf.clone());
@@ -129,6 +146,8 @@ pub async fn run(
             .route("/metrics", get(|| async { crate::metrics::render() }))
             .route("/loki/api/v1/push", post(push))
             .route("/api/v1/push", post(push))
+            .route("/loki/api/v1/raw", post(push_raw))
+            .route("/api/v1/raw", post(push_raw))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind(listen).await?;
         tracing::info!(addr = %listener.local_addr()?, "listening");
@@ -180,6 +199,32 @@ async fn push(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> im
         buf.accept(&body, ct.as_deref(), ce.as_deref(), tenant.as_deref())
     })
     .await;
+    push_answer(res)
+}
+
+/// `POST /loki/api/v1/raw`: newline-delimited lines, same disk buffer as `push`.
+async fn push_raw(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let Some(buf) = st.push else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no loki_push source configured\n".to_string(),
+        );
+    };
+    let tenant = headers
+        .get("x-scope-orgid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let res = tokio::task::spawn_blocking(move || buf.accept_raw(&body, tenant.as_deref())).await;
+    push_answer(res)
+}
+
+fn push_answer(
+    res: Result<Result<usize, PushReject>, tokio::task::JoinError>,
+) -> (StatusCode, String) {
     match res {
         Ok(Ok(_)) => (StatusCode::NO_CONTENT, String::new()),
         Ok(Err(PushReject::Bad(code, msg))) => (

@@ -937,3 +937,323 @@ fn two_endpoints_both_get_everything_and_one_down_holds_positions_back() {
     let got_a = wait_lines(&a.addr, q, &want);
     assert!(got_a.len() >= want.len() && got_a.len() <= want.len() + 300);
 }
+
+/// `systemd-journal-remote` (Debian package of that name; `.ci/run` installs it).
+fn journal_remote() -> PathBuf {
+    [
+        "/lib/systemd/systemd-journal-remote",
+        "/usr/lib/systemd/systemd-journal-remote",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("systemd-journal-remote missing: apt-get install systemd-journal-remote")
+}
+
+/// Writes real journal files through `systemd-journal-remote` from the export format.
+struct JournalWriter {
+    realtime_us: i64,
+    monotonic_us: u64,
+}
+
+impl JournalWriter {
+    fn new() -> JournalWriter {
+        JournalWriter {
+            realtime_us: 0,
+            monotonic_us: 1,
+        }
+    }
+
+    /// Appends entries (fields besides the timestamps) to `file`, creating it if needed.
+    fn write(&mut self, file: &Path, entries: &[Vec<(&str, Vec<u8>)>]) {
+        let mut export = Vec::new();
+        for fields in entries {
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as i64;
+            self.realtime_us = now_us.max(self.realtime_us + 1);
+            self.monotonic_us += 1;
+            let mut add = |k: &str, v: &[u8]| {
+                if v.contains(&b'\n') || std::str::from_utf8(v).is_err() {
+                    // Binary form: name, LE64 length, data.
+                    export.extend_from_slice(k.as_bytes());
+                    export.push(b'\n');
+                    export.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                    export.extend_from_slice(v);
+                } else {
+                    export.extend_from_slice(format!("{k}=").as_bytes());
+                    export.extend_from_slice(v);
+                }
+                export.push(b'\n');
+            };
+            add(
+                "__REALTIME_TIMESTAMP",
+                self.realtime_us.to_string().as_bytes(),
+            );
+            add(
+                "__MONOTONIC_TIMESTAMP",
+                self.monotonic_us.to_string().as_bytes(),
+            );
+            add("_BOOT_ID", b"0123456789abcdef0123456789abcdef");
+            for (k, v) in fields {
+                add(k, v);
+            }
+            export.push(b'\n');
+        }
+        let mut child = Command::new(journal_remote())
+            .arg("-o")
+            .arg(file)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&export).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "journal-remote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn unit_entry<'a>(unit: &str, prio: usize, msg: &str) -> Vec<(&'a str, Vec<u8>)> {
+    vec![
+        ("_SYSTEMD_UNIT", unit.as_bytes().to_vec()),
+        ("PRIORITY", prio.to_string().into_bytes()),
+        ("SYSLOG_IDENTIFIER", b"e2e".to_vec()),
+        ("MESSAGE", msg.as_bytes().to_vec()),
+    ]
+}
+
+/// The newest entry's cursor, as journalctl reports it (optionally for one match).
+fn last_cursor(dir: &Path, m: Option<&str>) -> String {
+    let out = Command::new("journalctl")
+        .arg(format!("--directory={}", dir.display()))
+        .args(["--output=json", "-n", "1", "--no-pager"])
+        .args(m)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["__CURSOR"].as_str().unwrap().to_string()
+}
+
+/// Ends journalctl processes reading `dir` (a SIGKILLed agent's child lingers until its next
+/// write fails, and this test's journal gets no more entries), by pid.
+struct KillJournalctl(PathBuf);
+
+impl Drop for KillJournalctl {
+    fn drop(&mut self) {
+        let needle = format!("--directory={}", self.0.display());
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.split('\0').any(|a| a == needle) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+    }
+}
+
+#[test]
+fn journal_entries_arrive_with_labels_and_resume_from_cursor_after_sigkill() {
+    const KW: [&str; 8] = [
+        "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let jdir = tmp.path().join("journal");
+    std::fs::create_dir_all(&jdir).unwrap();
+    let _cleanup = KillJournalctl(jdir.clone());
+    let mut w = JournalWriter::new();
+    let web = |phase: usize, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("web-{phase}-{i:04}")).collect()
+    };
+    let db = |phase: usize, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("db-{phase}-{i:04}")).collect()
+    };
+    let write = |w: &mut JournalWriter, file: &str, web: &[String], db: &[String]| {
+        let mut e: Vec<Vec<(&str, Vec<u8>)>> = web
+            .iter()
+            .enumerate()
+            .map(|(i, m)| unit_entry("web.service", i % 8, m))
+            .collect();
+        e.extend(db.iter().map(|m| unit_entry("db.service", 6, m)));
+        w.write(&jdir.join(file), &e);
+    };
+
+    // Before the agent starts: read from max_age back. One MESSAGE is not UTF-8 (journalctl
+    // prints it as a byte array).
+    let (web1, db1) = (web(1, 200), db(1, 40));
+    write(&mut w, "a.journal", &web1, &db1);
+    w.write(
+        &jdir.join("a.journal"),
+        &[vec![
+            ("_SYSTEMD_UNIT", b"web.service".to_vec()),
+            ("MESSAGE", b"binary \xff message".to_vec()),
+        ]],
+    );
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\npositions: {{sync_period: 100ms}}\n{}sources:
+  - type: journal
+    name: sys
+    path: {dir}
+    labels: {{test: journal}}
+    relabel_rules:
+      - {{source_labels: [__journal__systemd_unit], target_label: unit}}
+      - {{source_labels: [__journal_priority_keyword], target_label: level}}
+  - type: journal
+    name: dbonly
+    path: {dir}
+    matches: _SYSTEMD_UNIT=db.service SYSLOG_IDENTIFIER=e2e
+    format_as_json: true
+    labels: {{test: journal-db}}
+",
+        client_cfg(&server),
+        dir = jdir.display()
+    );
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let q = r#"{test="journal"}"#;
+    let qdb = r#"{test="journal-db"}"#;
+    let mut want: Vec<String> = web1.iter().chain(&db1).cloned().collect();
+    want.push("binary \u{fffd} message".into());
+    let got = wait_lines(&server.addr, q, &want);
+    let by_line: HashMap<&str, &Got> = got.iter().map(|g| (g.line.as_str(), g)).collect();
+    for (i, l) in web1.iter().enumerate() {
+        let labels = &by_line[l.as_str()].labels;
+        assert_eq!(labels.get("unit").map(String::as_str), Some("web.service"));
+        assert_eq!(labels.get("level").map(String::as_str), Some(KW[i % 8]));
+        assert_eq!(
+            labels.get("job").map(String::as_str),
+            Some("loki.source.journal.sys")
+        );
+        assert!(!labels.keys().any(|k| k.starts_with("__")), "{labels:?}");
+    }
+    // `matches` + format_as_json: only db.service, the whole entry as JSON.
+    let db_json = |got: &[Got]| -> Vec<String> {
+        got.iter()
+            .map(|g| {
+                let v: serde_json::Value = serde_json::from_str(&g.line).unwrap();
+                assert_eq!(v["_SYSTEMD_UNIT"], "db.service", "{}", g.line);
+                assert!(v["__CURSOR"].is_string());
+                v["MESSAGE"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    wait_for("db entries", || query(&server.addr, qdb).len() >= db1.len());
+
+    // Everything acknowledged is persisted: a SIGKILL now must not resend anything.
+    let cursor_file = |n: &str| {
+        std::fs::read_to_string(tmp.path().join(format!("agent/data/positions/{n}.yaml")))
+            .unwrap_or_default()
+    };
+    let (last, last_db) = (
+        last_cursor(&jdir, None),
+        last_cursor(&jdir, Some("_SYSTEMD_UNIT=db.service")),
+    );
+    wait_for("cursors persisted", || {
+        cursor_file("sys").contains(&last) && cursor_file("dbonly").contains(&last_db)
+    });
+    agent.sigkill();
+    agent.spawn();
+
+    // Appended to the same file while running, then killed mid-way.
+    let (web2, db2) = (web(2, 400), db(2, 20));
+    write(&mut w, "a.journal", &web2, &db2);
+    wait_for("some of phase 2 delivered", || {
+        query(&server.addr, q).len() > want.len()
+    });
+    agent.sigkill();
+    want.extend(web2.iter().chain(&db2).cloned());
+    // Written while the agent is down, into a second journal file.
+    let (web3, db3) = (web(3, 100), db(3, 20));
+    write(&mut w, "b.journal", &web3, &db3);
+    want.extend(web3.iter().chain(&db3).cloned());
+    agent.spawn();
+
+    let got = wait_lines(&server.addr, q, &want);
+    let c = counts(&got);
+    for l in web1.iter().chain(&db1) {
+        assert_eq!(c[l], 1, "{l} resent although acknowledged before the kill");
+    }
+    // Only what was in flight at the mid-way kill may come twice.
+    assert!(
+        got.len() - want.len() <= web2.len() + db2.len(),
+        "{} entries for {} lines",
+        got.len(),
+        want.len()
+    );
+    for l in web3.iter().chain(&db3) {
+        assert_eq!(c[l], 1, "{l}");
+    }
+    let want_db: Vec<String> = db1.iter().chain(&db2).chain(&db3).cloned().collect();
+    wait_for("all db entries", || {
+        let m: std::collections::HashSet<String> =
+            db_json(&query(&server.addr, qdb)).into_iter().collect();
+        want_db.iter().all(|l| m.contains(l))
+    });
+    let got_db = db_json(&query(&server.addr, qdb));
+    for l in &db1 {
+        assert_eq!(got_db.iter().filter(|g| *g == l).count(), 1, "{l}");
+    }
+    assert!(got_db.len() <= want_db.len() + db2.len());
+    assert!(agent.metric("loki_source_journal_target_lines") >= 1.0);
+    assert_eq!(agent.starts, 3);
+}
+
+#[test]
+fn raw_push_lines_are_buffered_durably_and_arrive() {
+    let (tmp, mut server, _logs, cfg) = file_setup("rawfile", "");
+    let cfg = format!("{cfg}  - type: loki_push\n    labels: {{test: raw, via: agent}}\n");
+    let port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let srv_dir = tmp.path().join("srv");
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let raw = |path: &str, body: &[u8]| {
+        http(
+            &agent.listen,
+            "POST",
+            path,
+            &[("Content-Type", "text/plain")],
+            body,
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(raw("/loki/api/v1/raw", b"raw-1\r\nraw-2\n\nraw-2\n"), 204);
+    let got = wait_lines(
+        &server.addr,
+        r#"{test="raw"}"#,
+        &["raw-1".into(), "raw-2".into()],
+    );
+    assert!(got
+        .iter()
+        .all(|g| g.labels.get("via").map(String::as_str) == Some("agent")));
+
+    let buffered = || {
+        std::fs::read_dir(tmp.path().join("agent/data/buffer/loki_push"))
+            .unwrap()
+            .count()
+    };
+    wait_for("first request acknowledged", || buffered() == 0);
+
+    // Accepted while the server is down, survives a SIGKILL of the agent.
+    server.kill();
+    assert_eq!(raw("/api/v1/raw", b"raw-3\nraw-4"), 204);
+    agent.sigkill();
+    agent.spawn();
+    let server = Server::start(&silt_bin(), &srv_dir, SERVER_CONFIG, port);
+    let want: Vec<String> = ["raw-1", "raw-2", "raw-2", "raw-3", "raw-4"]
+        .map(String::from)
+        .into();
+    wait_lines(&server.addr, r#"{test="raw"}"#, &want);
+    wait_for("disk buffer emptied", || buffered() == 0);
+    let got = query(&server.addr, r#"{test="raw"}"#);
+    // The identical "raw-2" lines are kept (distinct receive timestamps).
+    assert_eq!(got.len(), want.len(), "{got:?}");
+}

@@ -166,9 +166,9 @@ impl FileSource {
                 ];
                 (t.clone(), Layout::Airflow, Format::Raw, inc)
             }
-            SourceConfig::LokiPush(_) | SourceConfig::KubernetesEvents(_) => {
-                return Err(err("not a tailing source".into()))
-            }
+            SourceConfig::LokiPush(_)
+            | SourceConfig::KubernetesEvents(_)
+            | SourceConfig::Journal(_) => return Err(err("not a tailing source".into())),
         };
         let include_pats = if cfg.include.is_empty() {
             default_include
@@ -266,7 +266,7 @@ impl FileSource {
             self.close_finished();
             let mut tick = Vec::new();
             self.pipeline.tick(now_ns(), &mut tick);
-            self.push_records(tick);
+            self.pipeline.emit(tick, &mut self.out);
             self.release_closed();
             if !self.send() {
                 return;
@@ -819,29 +819,14 @@ impl FileSource {
             self.out.push(Item::Record(rec));
             return;
         }
-        self.pipeline.position(Ack {
-            offset: line_start,
-            ..ack
-        });
-        let mut outs = Vec::new();
-        self.pipeline.process(rec, &mut outs);
-        if outs.is_empty() {
+        if !self.pipeline.run_line(rec, line_start, &mut self.out) {
             self.push_ack(ack);
         }
-        self.push_records(outs);
     }
 
     /// Queues a position, lowered below lines that stages still hold.
     fn push_ack(&mut self, ack: Ack) {
         self.out.push(Item::Ack(self.pipeline.clamp(ack)));
-    }
-
-    /// Queues stage output; positions are lowered below lines that stages still hold.
-    fn push_records(&mut self, recs: Vec<Record>) {
-        for mut r in recs {
-            r.ack = r.ack.map(|a| self.pipeline.clamp(a));
-            self.out.push(Item::Record(r));
-        }
     }
 
     /// Final positions of closed files wait until stages released their held lines.

@@ -9,7 +9,7 @@ mod parse;
 mod template;
 mod timestamp;
 
-use crate::{Ack, Record};
+use crate::{Ack, Item, Record};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -225,6 +225,29 @@ impl Pipeline {
             .iter()
             .filter_map(|s| s.floor(source, unit))
             .min()
+    }
+
+    /// Runs one source line through the stages into `out`. `start` is where re-reading its
+    /// unit would produce the line again; positions leaving the pipeline are lowered below
+    /// lines that stages still hold. False when nothing came out (the caller acknowledges
+    /// the line's position itself).
+    pub fn run_line(&mut self, rec: Record, start: u64, out: &mut Vec<Item>) -> bool {
+        if let Some(a) = rec.ack {
+            self.position(Ack { offset: start, ..a });
+        }
+        let mut outs = Vec::new();
+        self.process(rec, &mut outs);
+        let any = !outs.is_empty();
+        self.emit(outs, out);
+        any
+    }
+
+    /// Queues stage output (also from `tick`/`flush`), positions lowered below held lines.
+    pub fn emit(&self, recs: Vec<Record>, out: &mut Vec<Item>) {
+        for mut r in recs {
+            r.ack = r.ack.map(|a| self.clamp(a));
+            out.push(Item::Record(r));
+        }
     }
 
     /// Lowers `ack` to what is safe while stages hold earlier lines of its unit.

@@ -38,9 +38,10 @@ struct Block {
     lines: usize,
     /// Wall-clock ns when the block started (for max_wait_time).
     started: i64,
-    /// (source, unit, offset where the first line starts): while the block is held, no
-    /// position of that unit may be acknowledged past it.
-    start: Option<(usize, u64, u64)>,
+    /// (source, unit, offset where the block's first line of that unit starts): while the
+    /// block is held, no position of those units may be acknowledged past it. Usually one
+    /// unit; pushed requests can continue a block across buffer files.
+    starts: Vec<(usize, u64, u64)>,
 }
 
 /// Unit of a record: where its position is tracked.
@@ -70,13 +71,21 @@ impl Multiline {
         })
     }
 
+    /// Where `rec`'s line starts, if its source told us.
+    fn start_of(&self, rec: &Record) -> Option<(usize, u64, u64)> {
+        let a = rec.ack?;
+        let at = *self.line_start.get(&(a.source, a.unit))?;
+        Some((a.source, a.unit, at))
+    }
+
+    fn add_start(held: &mut HashMap<Unit, BTreeMap<u64, usize>>, (s, u, at): (usize, u64, u64)) {
+        *held.entry((s, u)).or_default().entry(at).or_default() += 1;
+    }
+
     fn hold(&mut self, key: Labels, rec: Record) {
-        let start = rec.ack.and_then(|a| {
-            let at = *self.line_start.get(&(a.source, a.unit))?;
-            Some((a.source, a.unit, at))
-        });
-        if let Some((s, u, at)) = start {
-            *self.held.entry((s, u)).or_default().entry(at).or_default() += 1;
+        let starts: Vec<_> = self.start_of(&rec).into_iter().collect();
+        for st in &starts {
+            Self::add_start(&mut self.held, *st);
         }
         let started = crate::now_ns();
         self.blocks.insert(
@@ -85,13 +94,13 @@ impl Multiline {
                 rec,
                 lines: 1,
                 started,
-                start,
+                starts,
             },
         );
     }
 
     fn release(&mut self, b: Block, out: &mut Vec<Record>) {
-        if let Some((s, u, at)) = b.start {
+        for (s, u, at) in b.starts {
             if let Some(m) = self.held.get_mut(&(s, u)) {
                 if let Some(n) = m.get_mut(&at) {
                     *n -= 1;
@@ -116,8 +125,15 @@ impl Stage for Multiline {
         }
         let key = rec.labels.clone();
         let first = self.re.is_match(&rec.entry.line);
+        let start = self.start_of(&rec);
         match self.blocks.get_mut(&key) {
             Some(b) if !first => {
+                if let Some(st) =
+                    start.filter(|st| !b.starts.iter().any(|(s, u, _)| (*s, *u) == (st.0, st.1)))
+                {
+                    b.starts.push(st);
+                    Self::add_start(&mut self.held, st);
+                }
                 b.rec.entry.line.push('\n');
                 b.rec.entry.line.push_str(&rec.entry.line);
                 // The block's resume point moves with its last line.
