@@ -20,6 +20,7 @@ pub mod glob;
 pub mod k8s;
 pub mod k8s_events;
 pub mod metrics;
+pub mod net;
 pub mod push_source;
 pub mod relabel;
 pub mod run;
