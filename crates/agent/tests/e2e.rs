@@ -634,6 +634,24 @@ fn bad_config_is_refused_with_the_key_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SILT_AGENT_TEST_UNSET_VAR"));
+    // TLS/auth problems are found by --check too.
+    std::fs::write(
+        &p,
+        "data_dir: /tmp/x\nclient: {url: 'https://h', tls_config: {ca_file: /nonexistent/ca.pem}}\nsources: [{type: file, include: ['/a/*.log']}]\n",
+    )
+    .unwrap();
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&p)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("client.tls_config.ca_file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
     let out = Command::new(agent_bin())
         .args([
             "--url",
