@@ -1120,6 +1120,7 @@ fn https_push_with_private_ca_and_client_certificate_and_wrong_ca_retries() {
     assert!(log.contains("invalid peer certificate"), "{log}");
     assert_eq!(agent.metric("loki_write_sent_entries"), 0.0);
     assert_eq!(agent.metric("loki_write_dropped_entries"), 0.0);
+    assert!(agent.metric("loki_write_requests") >= 3.0);
 
     // Fixed config, restart: nothing was acknowledged, so every line arrives.
     let path = agent.dir.join("agent.yaml");

@@ -36,12 +36,7 @@ impl Conn {
             }
             Err(_) => {
                 self.sender = None;
-                crate::metrics::metrics()
-                    .requests
-                    .get_or_create(&crate::metrics::StatusLabels {
-                        status_code: "0".into(),
-                    })
-                    .inc();
+                failed_request();
                 Err(Error::PushTransport(format!(
                     "timeout after {:?}",
                     self.timeout
@@ -54,7 +49,14 @@ impl Conn {
         let t = |e: String| Error::PushTransport(e);
         let mut sender = match self.sender.take() {
             Some(s) if !s.is_closed() => s,
-            _ => self.net.connect().await.map_err(t)?,
+            _ => match self.net.connect().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Refused connections and TLS failures show up like other failed requests.
+                    failed_request();
+                    return Err(t(e));
+                }
+            },
         };
         sender.ready().await.map_err(|e| t(e.to_string()))?;
         let mut req = self
@@ -77,12 +79,7 @@ impl Conn {
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                crate::metrics::metrics()
-                    .requests
-                    .get_or_create(&crate::metrics::StatusLabels {
-                        status_code: "0".into(),
-                    })
-                    .inc();
+                failed_request();
                 return Err(e);
             }
         };
@@ -116,4 +113,14 @@ impl Conn {
             retry_after,
         })
     }
+}
+
+/// Counts a request that got no HTTP status (`status_code="0"`).
+fn failed_request() {
+    crate::metrics::metrics()
+        .requests
+        .get_or_create(&crate::metrics::StatusLabels {
+            status_code: "0".into(),
+        })
+        .inc();
 }
