@@ -2,6 +2,7 @@
 //! → build. Every struct rejects unknown keys so typos fail at start-up, not silently.
 
 use crate::error::{Error, Result};
+use crate::net::{Auth, Connector, Endpoint, Redacted, Secret, TlsConfig};
 use crate::relabel::RelabelConfig;
 use crate::stages::StageConfig;
 use crate::units::{de_duration, de_opt_duration, de_size};
@@ -70,8 +71,20 @@ impl Default for PositionsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
-    /// Push URL; a bare `http://host:port` gets `/loki/api/v1/push`. Plain HTTP only.
+    /// Push URL (`http://` or `https://`); a bare `http://host:port` gets `/loki/api/v1/push`.
     pub url: String,
+    /// TLS settings for an `https://` URL.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    /// HTTP basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Bearer token sent as `Authorization: Bearer ...`.
+    #[serde(default)]
+    pub bearer_token: Option<Redacted>,
+    /// File holding the bearer token, re-read on every request (rotated tokens work).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
     /// `X-Scope-OrgID` for entries without a `__tenant_id__`; none when empty.
     #[serde(default)]
     pub tenant_id: Option<String>,
@@ -102,6 +115,17 @@ pub struct ClientConfig {
     pub max_retries: u32,
 }
 
+/// `basic_auth` of the client: `password` or `password_file` (re-read on every request).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<Redacted>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
 fn d_batch_size() -> u64 {
     1 << 20
 }
@@ -123,6 +147,10 @@ impl ClientConfig {
     pub fn for_url(url: &str) -> ClientConfig {
         ClientConfig {
             url: url.to_string(),
+            tls_config: TlsConfig::default(),
+            basic_auth: None,
+            bearer_token: None,
+            bearer_token_file: None,
             tenant_id: None,
             external_labels: BTreeMap::new(),
             headers: BTreeMap::new(),
@@ -133,6 +161,59 @@ impl ClientConfig {
             max_backoff: d_max_backoff(),
             max_retries: 0,
         }
+    }
+
+    /// Checks the auth/TLS combination, reads every file once and builds the connector.
+    pub fn connector(&self) -> Result<Connector> {
+        let bad = |m: String| Err(Error::Config(format!("client.{m}")));
+        let ep = Endpoint::parse(&self.url).map_err(|e| e.at("client"))?;
+        let bearer = match (&self.bearer_token, &self.bearer_token_file) {
+            (Some(_), Some(_)) => {
+                return bad("bearer_token and bearer_token_file are mutually exclusive".into())
+            }
+            (Some(t), None) => Some(Secret::Inline(t.clone())),
+            (None, Some(f)) => Some(Secret::File(f.clone())),
+            (None, None) => None,
+        };
+        let auth = match (&self.basic_auth, bearer) {
+            (Some(_), Some(_)) => {
+                return bad("basic_auth and bearer_token are mutually exclusive".into())
+            }
+            (None, Some(t)) => Auth::Bearer(t),
+            (None, None) => Auth::None,
+            (Some(b), None) => {
+                if b.username.is_empty() {
+                    return bad("basic_auth.username must not be empty".into());
+                }
+                let password = match (&b.password, &b.password_file) {
+                    (Some(_), Some(_)) => {
+                        return bad(
+                            "basic_auth: password and password_file are mutually exclusive".into(),
+                        )
+                    }
+                    (Some(p), None) => Secret::Inline(p.clone()),
+                    (None, Some(f)) => Secret::File(f.clone()),
+                    (None, None) => Secret::Inline(Redacted(String::new())),
+                };
+                Auth::Basic {
+                    username: b.username.clone(),
+                    password,
+                }
+            }
+        };
+        if auth != Auth::None
+            && self
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("authorization"))
+        {
+            return bad("headers: Authorization conflicts with basic_auth/bearer_token".into());
+        }
+        if let Err(e) = auth.header() {
+            return bad(format!("credentials: cannot read {e}"));
+        }
+        let tls = self.tls_config.load("client.tls_config")?;
+        Connector::new(ep, &tls, auth).map_err(|e| e.at("client.tls_config"))
     }
 }
 
@@ -407,8 +488,8 @@ impl AgentConfig {
             } else {
                 format!("clients[{}]", i - 1)
             };
-            crate::client::Endpoint::parse(&c.url)
-                .map_err(|e| Error::Config(format!("{at}.url: {e}")))?;
+            c.connector()
+                .map_err(|e| Error::Config(format!("{at}: {e}")))?;
             if c.batch_size == 0 {
                 return bad(format!("{at}.batch_size must be > 0"));
             }
@@ -451,8 +532,9 @@ impl AgentConfig {
                                 "{at}: kubernetes_api only applies to kubernetes_pods"
                             ));
                         }
-                        crate::client::Endpoint::parse(&k.url)
-                            .map_err(|e| Error::Config(format!("{at}: kubernetes_api: {e}")))?;
+                        k.access()
+                            .connector()
+                            .map_err(|e| e.at(&format!("{at}: kubernetes_api")))?;
                     }
                     if t.max_line_size == 0 {
                         return bad(format!("{at}: max_line_size must be > 0"));
@@ -468,8 +550,7 @@ impl AgentConfig {
                         .map_err(|e| Error::Config(format!("{at}: stages: {e}")))?;
                 }
                 SourceConfig::KubernetesEvents(e) => {
-                    crate::client::Endpoint::parse(&e.url)
-                        .map_err(|x| Error::Config(format!("{at}: url: {x}")))?;
+                    e.access().connector().map_err(|x| x.at(&at))?;
                     for k in e.labels.keys() {
                         if !silt_proto::is_valid_label_name(k) {
                             return bad(format!("{at}: labels: invalid label name {k:?}"));
@@ -541,6 +622,96 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("sources[0]"));
         let c = AgentConfig::parse(&MIN.replace("data_dir: /tmp/x\n", "")).unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("data_dir"));
+    }
+
+    #[test]
+    fn client_auth_and_tls_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("token");
+        std::fs::write(&tok, "t\n").unwrap();
+        let with = |client: &str| {
+            let text = MIN.replace("{url: http://h:3100}", client);
+            AgentConfig::parse(&text).unwrap().validate()
+        };
+        let err = |client: &str| with(client).unwrap_err().to_string();
+        let t = tok.display();
+        with(&format!("{{url: 'https://h', bearer_token_file: '{t}', tls_config: {{insecure_skip_verify: true}}}}")).unwrap();
+        with(&format!(
+            "{{url: 'http://h', basic_auth: {{username: u, password_file: '{t}'}}}}"
+        ))
+        .unwrap();
+        let e = err(&format!(
+            "{{url: 'http://h', bearer_token: x, bearer_token_file: '{t}'}}"
+        ));
+        assert!(e.contains("mutually exclusive"), "{e}");
+        let e = err(&format!(
+            "{{url: 'http://h', basic_auth: {{username: u, password: p, password_file: '{t}'}}}}"
+        ));
+        assert!(e.contains("password_file"), "{e}");
+        let e = err("{url: 'http://h', basic_auth: {username: u}, bearer_token: x}");
+        assert!(e.contains("basic_auth and bearer_token"), "{e}");
+        let e = err("{url: 'http://h', bearer_token_file: /nonexistent/token}");
+        assert!(e.contains("/nonexistent/token"), "{e}");
+        let e = err("{url: 'https://h', tls_config: {ca_file: /nonexistent/ca.pem}}");
+        assert!(e.contains("client.tls_config.ca_file"), "{e}");
+        let e = err(&format!(
+            "{{url: 'https://h', tls_config: {{ca_file: '{t}'}}}}"
+        ));
+        assert!(e.contains("client.tls_config") && e.contains("CA"), "{e}");
+        let e = err(&format!(
+            "{{url: 'https://h', tls_config: {{cert_file: '{t}'}}}}"
+        ));
+        assert!(e.contains("key_file"), "{e}");
+        let e = err("{url: 'http://h', bearer_token: x, headers: {authorization: y}}");
+        assert!(e.contains("Authorization"), "{e}");
+        let e = AgentConfig::parse(&MIN.replace(
+            "{url: http://h:3100}",
+            "{url: 'http://h', tls_config: {ca_fil: x}}",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ca_fil"), "{e}");
+        // Secrets stay out of Debug output (which may end up in logs).
+        let c = AgentConfig::parse(&MIN.replace(
+            "{url: http://h:3100}",
+            "{url: 'http://h', bearer_token: hunter2}",
+        ))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn kubernetes_api_access_is_validated() {
+        let pods = |api: &str| {
+            let text = format!("data_dir: /tmp/x\nclient: {{url: http://h:3100}}\nsources: [{{type: kubernetes_pods, kubernetes_api: {api}}}]\n");
+            AgentConfig::parse(&text).unwrap().validate()
+        };
+        pods("{url: 'http://127.0.0.1:8001'}").unwrap();
+        let e = pods("{url: 'http://a', kubeconfig: /k}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kubernetes_api") && e.contains("mutually exclusive"),
+            "{e}"
+        );
+        let e = pods("{kubeconfig: /nonexistent/kc}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/kc"), "{e}");
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+            let e = pods("{}").unwrap_err().to_string();
+            assert!(e.contains("KUBERNETES_SERVICE_HOST"), "{e}");
+        }
+        let text = "data_dir: /tmp/x\nclient: {url: http://h:3100}\nsources: [{type: kubernetes_events, kubeconfig: /nonexistent/kc}]\n";
+        let e = AgentConfig::parse(text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sources[0]") && e.contains("/nonexistent/kc"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,6 +34,14 @@ impl Error {
         }
     }
 
+    /// Prefixes a config error with the key it concerns.
+    pub(crate) fn at(self, key: &str) -> Error {
+        match self {
+            Error::Config(m) => Error::Config(format!("{key}: {m}")),
+            e => e,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),

@@ -3,17 +3,19 @@
 //! Files are never held back waiting for metadata: targets are enriched when it arrives,
 //! and entries of deleted pods keep their metadata for a grace period.
 //!
-//! Plain HTTP only (point `url` at `kubectl proxy` or an HTTP-exposed API); a bearer token
-//! file is sent when configured.
+//! The API is reached through [`Access`]: an explicit `url`, a `kubeconfig` file, or (with
+//! neither) the in-cluster service account.
 
+use crate::error::{Error, Result};
 use crate::metrics::metrics;
+use crate::net::{Auth, Connector, Endpoint, Secret, TlsConfig, TlsMaterial};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -22,11 +24,18 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesApiConfig {
-    /// API base URL, e.g. `http://127.0.0.1:8001` (kubectl proxy).
-    pub url: String,
+    /// API base URL, e.g. `http://127.0.0.1:8001` (kubectl proxy) or `https://host:6443`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// kubeconfig file (its current context) instead of `url`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
     /// File holding a bearer token (re-read on every request).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// TLS settings for an `https://` `url`.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
     /// How long metadata of deleted pods is kept for their remaining log lines.
     #[serde(default = "d_grace", deserialize_with = "crate::units::de_duration")]
     pub deleted_grace: Duration,
@@ -34,6 +43,258 @@ pub struct KubernetesApiConfig {
 
 fn d_grace() -> Duration {
     Duration::from_secs(300)
+}
+
+impl KubernetesApiConfig {
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            url: self.url.as_deref(),
+            kubeconfig: self.kubeconfig.as_deref(),
+            token_file: self.token_file.as_deref(),
+            tls: &self.tls_config,
+        }
+    }
+}
+
+/// Service-account mount of in-cluster pods.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Overrides [`SERVICE_ACCOUNT_DIR`] (tests, unusual mounts).
+pub const SERVICE_ACCOUNT_DIR_ENV: &str = "SILT_AGENT_SERVICE_ACCOUNT_DIR";
+
+/// How to reach the API, shared by `kubernetes_pods.kubernetes_api` and
+/// `kubernetes_events` (each declares the keys itself: serde's `flatten` would disable
+/// their unknown-key checks).
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub url: Option<&'a str>,
+    pub kubeconfig: Option<&'a Path>,
+    pub token_file: Option<&'a Path>,
+    pub tls: &'a TlsConfig,
+}
+
+/// A resolved API server: where, which TLS settings, which credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiTarget {
+    pub endpoint: Endpoint,
+    pub tls: TlsMaterial,
+    pub auth: Auth,
+}
+
+impl Access<'_> {
+    /// `url`, else `kubeconfig`, else in-cluster; reads every file once (errors at start-up).
+    pub fn target(&self) -> Result<ApiTarget> {
+        let mut t = match (self.url, self.kubeconfig) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "url and kubeconfig are mutually exclusive".into(),
+                ))
+            }
+            (Some(url), None) => ApiTarget {
+                endpoint: Endpoint::parse_base(url)?,
+                tls: self.tls.load("tls_config")?,
+                auth: Auth::None,
+            },
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?;
+                let dir = path.parent().unwrap_or(Path::new("."));
+                parse_kubeconfig(&text, dir)
+                    .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?
+            }
+            (None, None) => in_cluster(|k| std::env::var(k).ok())?,
+        };
+        if let Some(f) = self.token_file {
+            t.auth = Auth::Bearer(Secret::File(f.to_path_buf()));
+        }
+        Ok(t)
+    }
+
+    pub fn connector(&self) -> Result<Connector> {
+        let t = self.target()?;
+        Connector::new(t.endpoint, &t.tls, t.auth)
+    }
+}
+
+/// The in-cluster config (as client-go's `rest.InClusterConfig`): API at
+/// `KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT`, the service account's CA and token.
+/// The token file is re-read per request: bound tokens are rotated by the kubelet.
+pub fn in_cluster(env: impl Fn(&str) -> Option<String>) -> Result<ApiTarget> {
+    let (Some(host), Some(port)) = (
+        env("KUBERNETES_SERVICE_HOST").filter(|h| !h.is_empty()),
+        env("KUBERNETES_SERVICE_PORT").filter(|p| !p.is_empty()),
+    ) else {
+        return Err(Error::Config(
+            "no url or kubeconfig given and not running in a cluster \
+             (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset)"
+                .into(),
+        ));
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let endpoint = Endpoint::parse_base(&format!("https://{host}:{port}"))?;
+    let dir =
+        PathBuf::from(env(SERVICE_ACCOUNT_DIR_ENV).unwrap_or_else(|| SERVICE_ACCOUNT_DIR.into()));
+    let ca = dir.join("ca.crt");
+    let ca_pem = std::fs::read(&ca)
+        .map_err(|e| Error::Config(format!("in-cluster CA {}: {e}", ca.display())))?;
+    Ok(ApiTarget {
+        endpoint,
+        tls: TlsMaterial {
+            ca_pem: Some(ca_pem),
+            ..Default::default()
+        },
+        auth: Auth::Bearer(Secret::File(dir.join("token"))),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "kebab-case")]
+struct Kubeconfig {
+    current_context: String,
+    contexts: Vec<Named<KcContext>>,
+    clusters: Vec<Named<KcCluster>>,
+    users: Vec<Named<KcUser>>,
+}
+
+#[derive(Deserialize)]
+struct Named<T> {
+    name: String,
+    #[serde(alias = "context", alias = "cluster", alias = "user")]
+    value: T,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct KcContext {
+    cluster: String,
+    user: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "kebab-case")]
+struct KcCluster {
+    server: String,
+    certificate_authority: Option<PathBuf>,
+    certificate_authority_data: Option<String>,
+    insecure_skip_tls_verify: bool,
+    tls_server_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "kebab-case")]
+struct KcUser {
+    token: Option<String>,
+    #[serde(rename = "tokenFile")]
+    token_file: Option<PathBuf>,
+    client_certificate: Option<PathBuf>,
+    client_certificate_data: Option<String>,
+    client_key: Option<PathBuf>,
+    client_key_data: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    exec: Option<serde_yaml::Value>,
+    auth_provider: Option<serde_yaml::Value>,
+}
+
+/// The current context of a kubeconfig; relative file paths are relative to `dir`.
+pub fn parse_kubeconfig(text: &str, dir: &Path) -> Result<ApiTarget, String> {
+    let mut kc: Kubeconfig = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    if kc.current_context.is_empty() {
+        return Err("current-context is not set".into());
+    }
+    fn find<T>(what: &str, name: &str, list: &[Named<T>]) -> Result<usize, String> {
+        list.iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| format!("{what} {name:?} not found"))
+    }
+    let ctx = &kc.contexts[find("context", &kc.current_context, &kc.contexts)?].value;
+    let cluster = &kc.clusters[find("cluster", &ctx.cluster, &kc.clusters)?].value;
+    // A context may name no user (e.g. a proxy that needs no credentials).
+    let user = match ctx.user.as_str() {
+        "" => KcUser::default(),
+        u => {
+            let i = find("user", u, &kc.users)?;
+            std::mem::take(&mut kc.users[i].value)
+        }
+    };
+    if user.exec.is_some() || user.auth_provider.is_some() {
+        return Err(format!(
+            "user {:?}: exec and auth-provider plugins are not supported; use a token, \
+             tokenFile or client certificate",
+            ctx.user
+        ));
+    }
+    let path = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            dir.join(p)
+        }
+    };
+    // `*-data` (base64) wins over the file, as in kubectl.
+    let pem = |what: &str,
+               data: &Option<String>,
+               file: &Option<PathBuf>|
+     -> Result<Option<Vec<u8>>, String> {
+        if let Some(d) = data {
+            let clean: String = d.split_whitespace().collect();
+            return base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .map(Some)
+                .map_err(|e| format!("{what}-data: invalid base64: {e}"));
+        }
+        file.as_deref()
+            .map(|f| {
+                let f = path(f);
+                std::fs::read(&f).map_err(|e| format!("{what} {}: {e}", f.display()))
+            })
+            .transpose()
+    };
+    if cluster.server.is_empty() {
+        return Err(format!("cluster {:?}: server is not set", ctx.cluster));
+    }
+    let endpoint = Endpoint::parse_base(&cluster.server).map_err(|e| e.to_string())?;
+    let tls = TlsMaterial {
+        ca_pem: pem(
+            "certificate-authority",
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        )?,
+        cert_pem: pem(
+            "client-certificate",
+            &user.client_certificate_data,
+            &user.client_certificate,
+        )?,
+        key_pem: pem("client-key", &user.client_key_data, &user.client_key)?,
+        server_name: cluster.tls_server_name.clone(),
+        insecure_skip_verify: cluster.insecure_skip_tls_verify,
+    };
+    if tls.cert_pem.is_some() != tls.key_pem.is_some() {
+        return Err(format!(
+            "user {:?}: client-certificate and client-key must be set together",
+            ctx.user
+        ));
+    }
+    let auth = if let Some(t) = user.token.filter(|t| !t.is_empty()) {
+        Auth::Bearer(Secret::Inline(crate::net::Redacted(t)))
+    } else if let Some(f) = user.token_file {
+        Auth::Bearer(Secret::File(path(&f)))
+    } else if let Some(u) = user.username.filter(|u| !u.is_empty()) {
+        Auth::Basic {
+            username: u,
+            password: Secret::Inline(crate::net::Redacted(user.password.unwrap_or_default())),
+        }
+    } else {
+        Auth::None
+    };
+    Ok(ApiTarget {
+        endpoint,
+        tls,
+        auth,
+    })
 }
 
 /// What a pod contributes to its containers' targets.
@@ -183,57 +444,33 @@ impl PodMeta {
     }
 }
 
-/// A plain-HTTP Kubernetes API client for list + watch.
+/// A Kubernetes API client for list + watch (HTTP or HTTPS, one connection per request).
 pub(crate) struct Api {
-    host: String,
-    port: u16,
+    net: Connector,
     base_path: String,
-    token_file: Option<PathBuf>,
 }
 
 impl Api {
-    pub(crate) fn new(url: &str, token_file: Option<PathBuf>) -> Result<Api, String> {
-        let ep = crate::client::Endpoint::parse(url).map_err(|e| e.to_string())?;
-        // Endpoint::parse defaults an empty path to the push path; the API base has none.
-        let base_path = if ep.path == "/loki/api/v1/push" {
-            String::new()
-        } else {
-            ep.path.trim_end_matches('/').to_string()
-        };
-        Ok(Api {
-            host: ep.host,
-            port: ep.port,
-            base_path,
-            token_file,
-        })
+    pub(crate) fn new(net: Connector) -> Api {
+        let base_path = net.endpoint().path.trim_end_matches('/').to_string();
+        Api { net, base_path }
     }
 
     async fn get(
         &self,
         path_and_query: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
-        let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
+        let mut sender = self.net.connect::<Empty<Bytes>>().await?;
+        let req = self
+            .net
+            .request("GET", &format!("{}{path_and_query}", self.base_path))
+            .map_err(|e| format!("credentials: {e}"))?
+            .header("accept", "application/json")
+            .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = hyper::Request::builder()
-            .uri(format!("{}{path_and_query}", self.base_path))
-            .header("host", format!("{}:{}", self.host, self.port))
-            .header("accept", "application/json");
-        if let Some(f) = &self.token_file {
-            let t = std::fs::read_to_string(f)
-                .map_err(|e| format!("token_file {}: {e}", f.display()))?;
-            req = req.header("authorization", format!("Bearer {}", t.trim()));
-        }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
         let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
-            return Err(format!("status {}", resp.status()));
+            return Err(format!("{path_and_query}: status {}", resp.status()));
         }
         Ok(resp)
     }
@@ -262,9 +499,12 @@ impl Api {
         for item in list["items"].as_array().into_iter().flatten() {
             f("LIST", item);
         }
+        // The server ends the watch after timeoutSeconds, so the request (and the token it
+        // carries) is renewed regularly, as client-go's reflector does.
+        let timeout = 300 + fastrand::u32(0..300);
         let resp = self
             .get(&format!(
-                "{path}?watch=1&allowWatchBookmarks=true&resourceVersion={rv}{query}"
+                "{path}?watch=1&allowWatchBookmarks=true&timeoutSeconds={timeout}&resourceVersion={rv}{query}"
             ))
             .await?;
         let mut body = resp.into_body();
@@ -300,10 +540,10 @@ impl Api {
 
 /// Keeps `cache` in sync with the API until the process ends; reconnects with backoff.
 pub async fn watch_pods(cfg: KubernetesApiConfig, node: Option<String>, cache: Arc<PodCache>) {
-    let api = match Api::new(&cfg.url, cfg.token_file.clone()) {
-        Ok(a) => a,
+    let api = match cfg.access().connector() {
+        Ok(c) => Api::new(c),
         Err(e) => {
-            tracing::error!(error = %e, "kubernetes_api.url invalid, no pod metadata");
+            tracing::error!(error = %e, "kubernetes_api unusable, no pod metadata");
             return;
         }
     };
@@ -343,6 +583,130 @@ pub async fn watch_pods(cfg: KubernetesApiConfig, node: Option<String>, cache: A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KUBECONFIG: &str = "
+apiVersion: v1
+kind: Config
+current-context: prod
+contexts:
+  - name: dev
+    context: {cluster: dev, user: dev}
+  - name: prod
+    context: {cluster: prod, user: robot, namespace: logs}
+clusters:
+  - name: dev
+    cluster: {server: 'http://127.0.0.1:8001'}
+  - name: prod
+    cluster:
+      server: https://10.0.0.1:6443/
+      certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==
+      tls-server-name: kubernetes.default
+users:
+  - name: dev
+    user: {}
+  - name: robot
+    user: {token: s3cret, client-certificate: certs/c.pem, client-key: /abs/k.pem}
+";
+
+    #[test]
+    fn kubeconfig_current_context() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files named by the kubeconfig are read relative to its directory.
+        let no_files = parse_kubeconfig(KUBECONFIG, dir.path()).unwrap_err();
+        assert!(no_files.contains("certs/c.pem"), "{no_files}");
+        let text = KUBECONFIG.replace(
+            "client-certificate: certs/c.pem, client-key: /abs/k.pem",
+            "client-certificate-data: Y2VydA==, client-key: k.pem",
+        );
+        std::fs::write(dir.path().join("k.pem"), "key").unwrap();
+        let t = parse_kubeconfig(&text, dir.path()).unwrap();
+        assert_eq!(
+            (t.endpoint.tls, t.endpoint.host.as_str(), t.endpoint.port),
+            (true, "10.0.0.1", 6443)
+        );
+        assert_eq!(
+            t.tls.ca_pem.as_deref(),
+            Some(&b"-----BEGIN CERTIFICATE-----\n"[..])
+        );
+        assert_eq!(t.tls.cert_pem.as_deref(), Some(&b"cert"[..]));
+        assert_eq!(t.tls.key_pem.as_deref(), Some(&b"key"[..]));
+        assert_eq!(t.tls.server_name.as_deref(), Some("kubernetes.default"));
+        assert_eq!(t.auth.header().unwrap().as_deref(), Some("Bearer s3cret"));
+        // The API base path is kept without its trailing slash by Api::new.
+        assert_eq!(t.endpoint.path, "/");
+
+        let dev = parse_kubeconfig(
+            &KUBECONFIG.replace("current-context: prod", "current-context: dev"),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(!dev.endpoint.tls);
+        assert_eq!(dev.auth, Auth::None);
+
+        let token_file = text.replace("token: s3cret", "tokenFile: tok");
+        let t = parse_kubeconfig(&token_file, dir.path()).unwrap();
+        assert_eq!(t.auth, Auth::Bearer(Secret::File(dir.path().join("tok"))));
+    }
+
+    #[test]
+    fn kubeconfig_errors_are_named() {
+        let d = Path::new("/nonexistent");
+        let err = |text: &str| parse_kubeconfig(text, d).unwrap_err();
+        assert!(err("kind: Config\n").contains("current-context"));
+        assert!(
+            err(&KUBECONFIG.replace("current-context: prod", "current-context: x"))
+                .contains("context \"x\" not found")
+        );
+        assert!(
+            err(&KUBECONFIG.replace("cluster: prod, user", "cluster: gone, user"))
+                .contains("cluster \"gone\" not found")
+        );
+        assert!(
+            err(&KUBECONFIG.replace("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==", "not*base64"))
+                .contains("base64")
+        );
+        let exec = KUBECONFIG.replace(
+            "user: {token: s3cret, client-certificate: certs/c.pem, client-key: /abs/k.pem}",
+            "user: {exec: {command: aws}}",
+        );
+        assert!(err(&exec).contains("exec"));
+        let half = KUBECONFIG.replace(", client-key: /abs/k.pem", "").replace(
+            "client-certificate: certs/c.pem",
+            "client-certificate-data: Y2VydA==",
+        );
+        assert!(err(&half).contains("client-key"));
+        assert!(!err("current-context: [").is_empty());
+    }
+
+    #[test]
+    fn in_cluster_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let env = |vars: &'static [(&'static str, &'static str)], d: String| {
+            move |k: &str| {
+                if k == SERVICE_ACCOUNT_DIR_ENV {
+                    return Some(d.clone());
+                }
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let e = in_cluster(env(&[], d.clone())).unwrap_err().to_string();
+        assert!(e.contains("KUBERNETES_SERVICE_HOST"), "{e}");
+        let vars = &[
+            ("KUBERNETES_SERVICE_HOST", "fd00::1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+        ];
+        let e = in_cluster(env(vars, d.clone())).unwrap_err().to_string();
+        assert!(e.contains("ca.crt"), "{e}");
+        std::fs::write(dir.path().join("ca.crt"), "pem").unwrap();
+        let t = in_cluster(env(vars, d)).unwrap();
+        assert_eq!(t.endpoint.authority(), "[fd00::1]:443");
+        assert!(t.endpoint.tls);
+        assert_eq!(t.tls.ca_pem.as_deref(), Some(&b"pem"[..]));
+        assert_eq!(t.auth, Auth::Bearer(Secret::File(dir.path().join("token"))));
+    }
 
     #[test]
     fn pod_object_to_meta_labels() {

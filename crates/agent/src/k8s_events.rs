@@ -24,11 +24,19 @@ pub struct EventsConfig {
     /// Name for logs, metrics and the cursor file.
     #[serde(default)]
     pub name: Option<String>,
-    /// Plain-HTTP API base URL (e.g. a `kubectl proxy` sidecar).
-    pub url: String,
-    /// Bearer token file.
+    /// API base URL (`http://` e.g. a `kubectl proxy` sidecar, or `https://`); with neither
+    /// `url` nor `kubeconfig` the in-cluster service account is used.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// kubeconfig file (its current context) instead of `url`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Bearer token file (re-read on every request).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// TLS settings for an `https://` `url`.
+    #[serde(default)]
+    pub tls_config: crate::net::TlsConfig,
     /// Namespaces to watch; empty = all.
     #[serde(default)]
     pub namespaces: Vec<String>,
@@ -42,6 +50,17 @@ pub struct EventsConfig {
     /// Extra static labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+impl EventsConfig {
+    pub fn access(&self) -> crate::k8s::Access<'_> {
+        crate::k8s::Access {
+            url: self.url.as_deref(),
+            kubeconfig: self.kubeconfig.as_deref(),
+            token_file: self.token_file.as_deref(),
+            tls: &self.tls_config,
+        }
+    }
 }
 
 fn d_job() -> String {
@@ -167,7 +186,7 @@ pub fn spawn(
             seen: HashSet::new(),
         };
         let (tx, stop) = (tx.clone(), stop.clone());
-        let api = Api::new(&c.url, c.token_file.clone()).map_err(crate::Error::Config)?;
+        let api = Api::new(c.access().connector()?);
         tokio::spawn(w.run(api, tx, stop));
     }
     drop(tx);

@@ -22,6 +22,7 @@ pub mod journal;
 pub mod k8s;
 pub mod k8s_events;
 pub mod metrics;
+pub mod net;
 pub mod push_source;
 pub mod relabel;
 pub mod run;

@@ -149,12 +149,19 @@ struct Got {
     line: String,
 }
 
+/// A GET against the server under test: plain HTTP or HTTPS.
+type Get<'a> = &'a dyn Fn(&str) -> std::io::Result<(u16, Vec<u8>)>;
+
 fn query(addr: &str, q: &str) -> Vec<Got> {
+    query_via(&|p| http(addr, "GET", p, &[], b""), q)
+}
+
+fn query_via(get: Get, q: &str) -> Vec<Got> {
     let path = format!(
         "/loki/api/v1/query_range?query={}&limit=5000&since=2h&direction=forward",
         enc(q)
     );
-    let (status, body) = http(addr, "GET", &path, &[], b"").unwrap();
+    let (status, body) = get(&path).unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let mut out = Vec::new();
@@ -185,9 +192,13 @@ fn counts(got: &[Got]) -> HashMap<String, usize> {
 
 /// Waits until every line in `want` arrived; returns what the query then shows.
 fn wait_lines(addr: &str, q: &str, want: &[String]) -> Vec<Got> {
+    wait_lines_via(&|p| http(addr, "GET", p, &[], b""), q, want)
+}
+
+fn wait_lines_via(get: Get, q: &str, want: &[String]) -> Vec<Got> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let got = query(addr, q);
+        let got = query_via(get, q);
         let c = counts(&got);
         let missing: Vec<&String> = want.iter().filter(|l| !c.contains_key(*l)).collect();
         if missing.is_empty() {
@@ -623,6 +634,24 @@ fn bad_config_is_refused_with_the_key_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SILT_AGENT_TEST_UNSET_VAR"));
+    // TLS/auth problems are found by --check too.
+    std::fs::write(
+        &p,
+        "data_dir: /tmp/x\nclient: {url: 'https://h', tls_config: {ca_file: /nonexistent/ca.pem}}\nsources: [{type: file, include: ['/a/*.log']}]\n",
+    )
+    .unwrap();
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&p)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("client.tls_config.ca_file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
     let out = Command::new(agent_bin())
         .args([
             "--url",
@@ -645,14 +674,21 @@ fn bad_config_is_refused_with_the_key_named() {
 }
 
 /// A small fake Kubernetes API: `GET /api/v1/pods` lists `pods`, `?watch=1` streams the
-/// events queued in `events` (chunked, newline-delimited JSON) until the test ends.
+/// events queued in `events` (chunked, newline-delimited JSON) until the test ends. Over
+/// TLS when given a server config; with `token` set, other bearer tokens get 401.
 struct FakeApi {
     addr: String,
-    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    events: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<String>>>,
     /// Watch connections so far; only the newest one is served.
-    watches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    watches: Arc<std::sync::atomic::AtomicUsize>,
+    /// The bearer token accepted (None: anything).
+    token: Arc<Mutex<Option<String>>>,
+    /// Requests refused for a wrong token.
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+use std::sync::{Arc, Mutex};
 
 fn pod_json(
     uid: &str,
@@ -665,64 +701,126 @@ fn pod_json(
         "status": {"phase": "Running", "podIP": "10.1.2.3"}})
 }
 
-impl FakeApi {
-    fn start(pods: Vec<serde_json::Value>) -> FakeApi {
+#[derive(Clone)]
+struct FakeState {
+    pods: Vec<serde_json::Value>,
+    events: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+    watches: Arc<std::sync::atomic::AtomicUsize>,
+    token: Arc<Mutex<Option<String>>>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeState {
+    fn serve(&self, s: impl std::io::Read + Write) {
         use std::io::{BufRead, BufReader};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let watches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (ev, rq, wg) = (events.clone(), requests.clone(), watches.clone());
-        std::thread::spawn(move || {
-            for conn in l.incoming().flatten() {
-                let (ev, rq, pods, wg) = (ev.clone(), rq.clone(), pods.clone(), wg.clone());
-                std::thread::spawn(move || {
-                    let mut r = BufReader::new(conn.try_clone().unwrap());
-                    let mut first = String::new();
-                    r.read_line(&mut first).unwrap();
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
-                    rq.lock().unwrap().push(first.clone());
-                    let mut w = conn;
-                    if first.contains("watch=1") {
-                        use std::sync::atomic::Ordering::SeqCst;
-                        let me = wg.fetch_add(1, SeqCst) + 1;
-                        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-                        // A write to a dead peer can succeed, so stale watchers stop serving.
-                        while wg.load(SeqCst) == me {
-                            let pending: Vec<String> = std::mem::take(&mut *ev.lock().unwrap());
-                            for (k, e) in pending.iter().enumerate() {
-                                let data = format!("{e}\n");
-                                if w.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
-                                    .is_err()
-                                {
-                                    // A dead watcher (agent stopped): leave the rest for the next one.
-                                    ev.lock()
-                                        .unwrap()
-                                        .splice(0..0, pending[k..].iter().cloned());
-                                    return;
-                                }
-                            }
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut r = BufReader::new(s);
+        let mut first = String::new();
+        if r.read_line(&mut first).is_err() {
+            return;
+        }
+        let mut auth = String::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("authorization") {
+                    auth = v.trim().to_string();
+                }
+            }
+        }
+        let w = r.get_mut();
+        let want = self.token.lock().unwrap().clone();
+        if want.is_some_and(|t| auth != format!("Bearer {t}")) {
+            self.refused.fetch_add(1, SeqCst);
+            let _ = w.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = w.flush();
+            return;
+        }
+        self.requests.lock().unwrap().push(first.clone());
+        if first.contains("watch=1") {
+            let me = self.watches.fetch_add(1, SeqCst) + 1;
+            let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let _ = w.flush();
+            // A write to a dead peer can succeed, so stale watchers stop serving.
+            while self.watches.load(SeqCst) == me {
+                let pending: Vec<String> = std::mem::take(&mut *self.events.lock().unwrap());
+                for (k, e) in pending.iter().enumerate() {
+                    let data = format!("{e}\n");
+                    let sent = w
+                        .write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+                        .and_then(|_| w.flush());
+                    if sent.is_err() {
+                        // A dead watcher (agent stopped): leave the rest for the next one.
+                        self.events
+                            .lock()
+                            .unwrap()
+                            .splice(0..0, pending[k..].iter().cloned());
                         return;
                     }
-                    let body = serde_json::json!({"kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": pods}).to_string();
-                    let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
+        let body = serde_json::json!({"kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": self.pods}).to_string();
+        let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        let _ = w.flush();
+    }
+}
+
+impl FakeApi {
+    fn start(pods: Vec<serde_json::Value>) -> FakeApi {
+        FakeApi::start_tls(pods, None, None)
+    }
+
+    fn start_tls(
+        pods: Vec<serde_json::Value>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        token: Option<&str>,
+    ) -> FakeApi {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let st = FakeState {
+            pods,
+            events: Default::default(),
+            requests: Default::default(),
+            watches: Default::default(),
+            token: Arc::new(Mutex::new(token.map(str::to_string))),
+            refused: Default::default(),
+        };
+        let fake = FakeApi {
+            addr,
+            events: st.events.clone(),
+            requests: st.requests.clone(),
+            watches: st.watches.clone(),
+            token: st.token.clone(),
+            refused: st.refused.clone(),
+        };
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let (st, tls) = (st.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(cfg) => {
+                        let c = rustls::ServerConnection::new(cfg).unwrap();
+                        st.serve(rustls::StreamOwned::new(c, conn))
+                    }
+                    None => st.serve(conn),
                 });
             }
         });
-        FakeApi {
-            addr,
-            events,
-            requests,
-            watches,
-        }
+        fake
+    }
+
+    /// Ends the open watches: the agent re-lists (with a fresh token).
+    fn drop_watches(&self) {
+        self.watches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -1256,4 +1354,410 @@ fn raw_push_lines_are_buffered_durably_and_arrive() {
     let got = query(&server.addr, r#"{test="raw"}"#);
     // The identical "raw-2" lines are kept (distinct receive timestamps).
     assert_eq!(got.len(), want.len(), "{got:?}");
+}
+
+// ---- TLS: a throwaway PKI made with the openssl CLI, rustls on the test side ----
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn pem_certs(p: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_file_iter(p)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn pem_key(p: &Path) -> rustls::pki_types::PrivateKeyDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::PrivateKeyDer::from_pem_file(p).unwrap()
+}
+
+fn tls_server_config(pki: &silt_testkit::Pki) -> Arc<rustls::ServerConfig> {
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pem_certs(&pki.server_cert), pem_key(&pki.server_key))
+        .unwrap();
+    Arc::new(cfg)
+}
+
+/// Trusts `pki`'s CA and presents its client certificate.
+fn tls_client_config(pki: &silt_testkit::Pki) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(&pki.ca) {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(pem_certs(&pki.client_cert), pem_key(&pki.client_key))
+        .unwrap();
+    Arc::new(cfg)
+}
+
+fn https_get(
+    addr: &str,
+    cfg: &Arc<rustls::ClientConfig>,
+    path: &str,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(std::io::Error::other)?;
+    silt_testkit::http_on(
+        rustls::StreamOwned::new(conn, tcp),
+        addr,
+        "GET",
+        path,
+        &[],
+        b"",
+    )
+}
+
+/// `silt server` over HTTPS requiring client certificates of `pki`.
+struct TlsServer {
+    child: Child,
+    addr: String,
+}
+
+impl TlsServer {
+    fn start(dir: &Path, pki: &silt_testkit::Pki) -> TlsServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = dir.join("silt.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{SERVER_CONFIG}server:\n  tls:\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\n",
+                pki.server_cert.display(),
+                pki.server_key.display(),
+                pki.ca.display()
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(silt_bin())
+            .args(["server", "--config"])
+            .arg(&cfg)
+            .args(["--listen", &addr, "--data-dir"])
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = TlsServer { child, addr };
+        let client = tls_client_config(pki);
+        wait_for("silt server ready over https", || {
+            matches!(https_get(&s.addr, &client, "/ready"), Ok((200, _)))
+        });
+        s
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_push_with_private_ca_and_client_certificate_and_wrong_ca_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = silt_testkit::pki(&tmp.path().join("pki"));
+    let other = silt_testkit::pki(&tmp.path().join("other-pki"));
+    let server = TlsServer::start(&tmp.path().join("srv"), &pki);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let cfg = |ca: &Path| {
+        format!(
+            "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\nclient:\n  url: https://localhost:{port}\n  batch_wait: 100ms\n  min_backoff: 50ms\n  max_backoff: 500ms\n  tls_config: {{ca_file: '{}', cert_file: '{}', key_file: '{}'}}\nsources:\n  - type: file\n    include: ['{}/*.log']\n    labels: {{test: https}}\n{FAST}",
+            ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display(),
+            logs.display()
+        )
+    };
+    // First with a CA that did not sign the server certificate.
+    let mut agent = Agent::start(&tmp.path().join("agent"), &cfg(&other.ca), &[]);
+    let want = lines("tls", 50);
+    append(&logs.join("app.log"), &want);
+    wait_for("pushes retried", || {
+        agent.metric("loki_write_batch_retries") >= 3.0
+    });
+    let log = std::fs::read_to_string(&agent.log).unwrap();
+    assert!(log.contains("invalid peer certificate"), "{log}");
+    assert_eq!(agent.metric("loki_write_sent_entries"), 0.0);
+    assert_eq!(agent.metric("loki_write_dropped_entries"), 0.0);
+    assert!(agent.metric("loki_write_requests") >= 3.0);
+
+    // Fixed config, restart: nothing was acknowledged, so every line arrives.
+    let path = agent.dir.join("agent.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            &other.ca.display().to_string(),
+            &pki.ca.display().to_string(),
+        ),
+    )
+    .unwrap();
+    agent.sigkill();
+    agent.spawn();
+    let client = tls_client_config(&pki);
+    let get = |p: &str| https_get(&server.addr, &client, p);
+    let got = wait_lines_via(&get, r#"{test="https"}"#, &want);
+    assert_exactly_once(&got, &want);
+}
+
+/// A fake Loki over TLS that records the `Authorization` header of each push.
+fn fake_loki(pki: &silt_testkit::Pki) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (tls, seen2) = (tls_server_config(pki), seen.clone());
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let (tls, seen) = (tls.clone(), seen2.clone());
+            std::thread::spawn(move || {
+                let c = rustls::ServerConnection::new(tls).unwrap();
+                let mut r = BufReader::new(rustls::StreamOwned::new(c, conn));
+                // Keep-alive: one request after another on this connection.
+                loop {
+                    let mut first = String::new();
+                    if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let (mut auth, mut len) = (String::new(), 0usize);
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        let (k, v) = h.split_once(':').unwrap_or((&h, ""));
+                        match k.to_ascii_lowercase().as_str() {
+                            "authorization" => auth = v.trim().to_string(),
+                            "content-length" => len = v.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    seen.lock().unwrap().push(auth);
+                    let w = r.get_mut();
+                    if w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                        .and_then(|_| w.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn bearer_token_file_rotation_and_basic_auth_reach_an_https_endpoint() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = silt_testkit::pki(&tmp.path().join("pki"));
+    let (addr, seen) = fake_loki(&pki);
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "token-one\n").unwrap();
+    let pw = tmp.path().join("password");
+    std::fs::write(&pw, "pw-1").unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let cfg = |name: &str, auth: String| {
+        format!(
+            "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\nclient:\n  url: https://localhost:{port}\n  batch_wait: 100ms\n  tls_config: {{ca_file: '{}'}}\n{auth}sources:\n  - type: file\n    include: ['{}/{name}.log']\n    labels: {{test: auth}}\n{FAST}",
+            pki.ca.display(),
+            logs.display()
+        )
+    };
+    let has = |h: &str| seen.lock().unwrap().iter().any(|s| s == h);
+    let bearer = Agent::start(
+        &tmp.path().join("bearer"),
+        &cfg(
+            "bearer",
+            format!("  bearer_token_file: '{}'\n", token.display()),
+        ),
+        &[],
+    );
+    append(&logs.join("bearer.log"), &lines("a", 5));
+    wait_for("first token used", || has("Bearer token-one"));
+    // Rotated on disk: the next push carries the new token, no restart.
+    std::fs::write(&token, "token-two\n").unwrap();
+    append(&logs.join("bearer.log"), &lines("b", 5));
+    wait_for("rotated token used", || has("Bearer token-two"));
+    drop(bearer);
+
+    let _basic = Agent::start(
+        &tmp.path().join("basic"),
+        &cfg(
+            "basic",
+            format!(
+                "  basic_auth: {{username: silt, password_file: '{}'}}\n",
+                pw.display()
+            ),
+        ),
+        &[],
+    );
+    append(&logs.join("basic.log"), &lines("c", 5));
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("silt:pw-1")
+    );
+    wait_for("basic auth used", || has(&want));
+    assert!(
+        seen.lock().unwrap().iter().all(|h| !h.is_empty()),
+        "a push without credentials"
+    );
+}
+
+/// A kubeconfig naming `api` with the CA inline and a bearer token.
+fn kubeconfig(pki: &silt_testkit::Pki, api: &str, token: &str) -> String {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&pki.ca).unwrap());
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\ncontexts:\n- name: test\n  context: {{cluster: c, user: u}}\nclusters:\n- name: c\n  cluster:\n    server: https://localhost:{}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\n",
+        api.rsplit(':').next().unwrap()
+    )
+}
+
+#[test]
+fn kubernetes_api_over_tls_via_kubeconfig_with_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = silt_testkit::pki(&tmp.path().join("pki"));
+    let server = start_server(tmp.path());
+    let api = FakeApi::start_tls(
+        vec![pod_json(
+            "uid-1",
+            "shop",
+            "web-1",
+            serde_json::json!({"team": "payments"}),
+            serde_json::json!({}),
+        )],
+        Some(tls_server_config(&pki)),
+        Some("kc-token"),
+    );
+    let kc = tmp.path().join("kubeconfig");
+    std::fs::write(&kc, kubeconfig(&pki, &api.addr, "kc-token")).unwrap();
+    let root = tmp.path().join("pods");
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_pods\n    root: {}\n    node_name: node-7\n    kubernetes_api: {{kubeconfig: '{}'}}\n    relabel_rules:\n      - {{regex: '__meta_kubernetes_pod_label_(team)', action: labelmap}}\n{FAST}",
+        client_cfg(&server),
+        root.display(),
+        kc.display()
+    );
+    let agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    wait_for("pod listed over TLS", || {
+        agent.metric("silt_agent_kubernetes_pods_cached") >= 1.0
+    });
+    let d1 = root.join("shop_web-1_uid-1/nginx");
+    std::fs::create_dir_all(&d1).unwrap();
+    append(
+        &d1.join("0.log"),
+        &[format!("{} stdout F tls pod line", rfc3339_now())],
+    );
+    let got = wait_lines(
+        &server.addr,
+        r#"{namespace="shop"}"#,
+        &["tls pod line".to_string()],
+    );
+    assert_eq!(
+        got[0].labels.get("team").map(String::as_str),
+        Some("payments")
+    );
+    assert_eq!(api.refused.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // The same kubeconfig with a wrong token: the fake API refuses, nothing is cached.
+    let bad = tmp.path().join("bad-kubeconfig");
+    std::fs::write(&bad, kubeconfig(&pki, &api.addr, "wrong")).unwrap();
+    let bad_cfg = cfg.replace(&kc.display().to_string(), &bad.display().to_string());
+    let bad_agent = Agent::start(&tmp.path().join("bad-agent"), &bad_cfg, &[]);
+    wait_for("wrong token refused", || {
+        api.refused.load(std::sync::atomic::Ordering::SeqCst) >= 2
+    });
+    assert_eq!(bad_agent.metric("silt_agent_kubernetes_pods_cached"), 0.0);
+}
+
+#[test]
+fn kubernetes_events_in_cluster_with_rotated_service_account_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = silt_testkit::pki(&tmp.path().join("pki"));
+    let server = start_server(tmp.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let ev = |uid: &str, reason: &str| {
+        serde_json::json!({"metadata": {"uid": uid, "namespace": "ops", "resourceVersion": uid},
+            "involvedObject": {"kind": "Pod", "name": "db-0", "apiVersion": "v1"},
+            "reason": reason, "type": "Normal", "message": "m",
+            "lastTimestamp": silt_proto::time::format_rfc3339(now)})
+    };
+    let api = FakeApi::start_tls(
+        vec![ev("e1", "Scheduled")],
+        Some(tls_server_config(&pki)),
+        Some("sa-token-1"),
+    );
+    // The service-account mount, relocated for the test.
+    let sa = tmp.path().join("serviceaccount");
+    std::fs::create_dir_all(&sa).unwrap();
+    std::fs::copy(&pki.ca, sa.join("ca.crt")).unwrap();
+    std::fs::write(sa.join("token"), "sa-token-1").unwrap();
+    let port = api.addr.rsplit(':').next().unwrap().to_string();
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_events\n",
+        client_cfg(&server)
+    );
+    let sa_dir = sa.display().to_string();
+    let agent = Agent::start(
+        &tmp.path().join("agent"),
+        &cfg,
+        &[
+            ("KUBERNETES_SERVICE_HOST", "localhost"),
+            ("KUBERNETES_SERVICE_PORT", &port),
+            ("SILT_AGENT_SERVICE_ACCOUNT_DIR", &sa_dir),
+        ],
+    );
+    let q = r#"{job="loki.source.kubernetes_events"}"#;
+    let line = |uid: &str, reason: &str| {
+        format!("name=db-0 kind=Pod objectAPIversion=v1 eventRV={uid} reason={reason} type=Normal msg=m")
+    };
+    wait_lines(&server.addr, q, &[line("e1", "Scheduled")]);
+
+    // The kubelet rotates the token; the API stops accepting the old one and ends the
+    // watch. The agent re-reads the file when it reconnects.
+    std::fs::write(sa.join("token"), "sa-token-2").unwrap();
+    *api.token.lock().unwrap() = Some("sa-token-2".into());
+    let before = api.watches.load(std::sync::atomic::Ordering::SeqCst);
+    api.drop_watches();
+    wait_for("new watch with the rotated token", || {
+        api.watches.load(std::sync::atomic::Ordering::SeqCst) > before + 1
+    });
+    api.events
+        .lock()
+        .unwrap()
+        .push(serde_json::json!({"type": "ADDED", "object": ev("e2", "Started")}).to_string());
+    wait_lines(&server.addr, q, &[line("e2", "Started")]);
+    assert_eq!(api.refused.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let reqs = api.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().all(|r| r.contains("/api/v1/events")),
+        "{reqs:?}"
+    );
+    drop(agent);
 }

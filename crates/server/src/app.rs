@@ -236,18 +236,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Check often enough that a short flush_max_age is honoured.
     scfg.flush_check_interval =
         (cfg.storage.flush_max_age / 4).min(std::time::Duration::from_secs(5));
+    // Certificates are read before storage opens: a bad file should fail fast.
+    let tls = match &cfg.server.tls {
+        Some(t) => Some(Arc::new(crate::tls::server_config(t)?)),
+        None => None,
+    };
     let store = Store::open(scfg).await?;
     let background = store.spawn_background();
     let maintenance = store.spawn_maintenance(cfg.compactor.compaction_interval);
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %cfg.storage.data_dir.display(), "silt server listening");
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %cfg.storage.data_dir.display(), tls = tls.is_some(), "silt server listening");
     let grace = cfg.server.shutdown_grace;
     let state = AppState::new(cfg, store.clone());
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    match tls {
+        Some(tls) => crate::tls::serve(listener, router(state), tls, shutdown_signal()).await,
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+    }
     background.abort();
     maintenance.abort();
     tracing::info!("shutting down, flushing head");

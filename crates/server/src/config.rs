@@ -99,6 +99,21 @@ pub struct ServerConfig {
     /// Time allowed for in-flight requests and the final flush on shutdown.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// Serve HTTPS instead of HTTP (Loki's `http_tls_config`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS of the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first).
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_file: PathBuf,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Storage settings.
@@ -341,6 +356,7 @@ impl Default for ServerConfig {
             listen: "0.0.0.0:3100".into(),
             log_level: "info".into(),
             shutdown_grace: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -484,6 +500,9 @@ impl Config {
                 "server.listen",
                 "must be host:port with a numeric host, e.g. 0.0.0.0:3100",
             );
+        }
+        if let Some(t) = &self.server.tls {
+            crate::tls::server_config(t)?;
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return bad("storage.data_dir", "must not be empty");

@@ -1,87 +1,28 @@
-//! Minimal HTTP/1.1 POST over hyper with one kept-alive connection (plain HTTP only).
+//! Minimal HTTP/1.1 POST over hyper with one kept-alive connection (HTTP or HTTPS).
 
 use crate::error::{Error, Result};
+use crate::net::Connector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A parsed push URL.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl Endpoint {
-    /// `http://host[:port][/path]`; no path means `/loki/api/v1/push`.
-    pub fn parse(url: &str) -> Result<Endpoint> {
-        let bad = |m: &str| Error::Config(format!("client.url {url:?}: {m}"));
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("only http:// URLs are supported"))?;
-        let (hostport, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse().map_err(|_| bad("invalid port"))?)
-            }
-            _ => (hostport, 80),
-        };
-        if host.is_empty() {
-            return Err(bad("missing host"));
-        }
-        let path = if path.is_empty() || path == "/" {
-            "/loki/api/v1/push"
-        } else {
-            path
-        };
-        Ok(Endpoint {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            path: path.to_string(),
-        })
-    }
-}
-
 pub(super) struct Conn {
-    ep: Endpoint,
+    net: Connector,
     timeout: Duration,
     headers: BTreeMap<String, String>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    pub fn new(ep: Endpoint, timeout: Duration, headers: BTreeMap<String, String>) -> Conn {
+    pub fn new(net: Connector, timeout: Duration, headers: BTreeMap<String, String>) -> Conn {
         Conn {
-            ep,
+            net,
             timeout,
             headers,
             sender: None,
         }
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
-        let t = |e: String| Error::PushTransport(e);
-        let stream = tokio::net::TcpStream::connect((self.ep.host.as_str(), self.ep.port))
-            .await
-            .map_err(|e| t(format!("connect {}:{}: {e}", self.ep.host, self.ep.port)))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| t(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
     }
 
     /// POSTs one protobuf+snappy body; Ok only on 2xx.
@@ -95,12 +36,7 @@ impl Conn {
             }
             Err(_) => {
                 self.sender = None;
-                crate::metrics::metrics()
-                    .requests
-                    .get_or_create(&crate::metrics::StatusLabels {
-                        status_code: "0".into(),
-                    })
-                    .inc();
+                failed_request();
                 Err(Error::PushTransport(format!(
                     "timeout after {:?}",
                     self.timeout
@@ -113,14 +49,20 @@ impl Conn {
         let t = |e: String| Error::PushTransport(e);
         let mut sender = match self.sender.take() {
             Some(s) if !s.is_closed() => s,
-            _ => self.connect().await?,
+            _ => match self.net.connect().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Refused connections and TLS failures show up like other failed requests.
+                    failed_request();
+                    return Err(t(e));
+                }
+            },
         };
         sender.ready().await.map_err(|e| t(e.to_string()))?;
-        let authority = format!("{}:{}", self.ep.host, self.ep.port);
-        let mut req = hyper::Request::builder()
-            .method("POST")
-            .uri(&self.ep.path)
-            .header("host", authority)
+        let mut req = self
+            .net
+            .request("POST", &self.net.endpoint().path)
+            .map_err(|e| t(format!("credentials: {e}")))?
             .header("content-type", "application/x-protobuf")
             .header(
                 "user-agent",
@@ -137,12 +79,7 @@ impl Conn {
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                crate::metrics::metrics()
-                    .requests
-                    .get_or_create(&crate::metrics::StatusLabels {
-                        status_code: "0".into(),
-                    })
-                    .inc();
+                failed_request();
                 return Err(e);
             }
         };
@@ -178,21 +115,12 @@ impl Conn {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let e = Endpoint::parse("http://loki:3100").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.path.as_str()),
-            ("loki", 3100, "/loki/api/v1/push")
-        );
-        let e = Endpoint::parse("http://10.0.0.1/custom/push").unwrap();
-        assert_eq!((e.port, e.path.as_str()), (80, "/custom/push"));
-        assert!(Endpoint::parse("https://x").is_err());
-        assert!(Endpoint::parse("http://:80").is_err());
-        assert!(Endpoint::parse("http://h:notaport").is_err());
-    }
+/// Counts a request that got no HTTP status (`status_code="0"`).
+fn failed_request() {
+    crate::metrics::metrics()
+        .requests
+        .get_or_create(&crate::metrics::StatusLabels {
+            status_code: "0".into(),
+        })
+        .inc();
 }

@@ -4,7 +4,7 @@
 
 mod http;
 
-pub use http::Endpoint;
+pub use crate::net::Endpoint;
 
 use crate::config::ClientConfig;
 use crate::error::Error;
@@ -172,9 +172,9 @@ impl Client {
         stop: watch::Receiver<bool>,
         drain: Duration,
     ) -> crate::Result<Client> {
-        let ep = Endpoint::parse(&cfg.url)?;
+        let net = cfg.connector()?;
         Ok(Client {
-            http: http::Conn::new(ep, cfg.timeout, cfg.headers.clone()),
+            http: http::Conn::new(net, cfg.timeout, cfg.headers.clone()),
             cfg,
             acks,
             chunks: 0,
