@@ -1,7 +1,6 @@
 //! Log pipelines: the per-entry stages of LogQL, and sample extraction for metric queries.
 
 mod filters;
-mod gotime;
 mod json;
 mod labels;
 mod parsers;
