@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 pub use filter::{DropConfig, LimitConfig, MatchConfig, SamplingConfig};
 pub use labels::{PackConfig, TenantConfig};
 pub use multiline::MultilineConfig;
-pub use parse::{JsonConfig, LogfmtConfig, RegexConfig, ReplaceConfig};
+pub use parse::{JsonConfig, LogfmtConfig, PatternConfig, RegexConfig, ReplaceConfig};
 pub use template::TemplateConfig;
 pub use timestamp::TimestampConfig;
 
@@ -29,6 +29,7 @@ pub enum StageConfig {
     Json(JsonConfig),
     Logfmt(LogfmtConfig),
     Regex(RegexConfig),
+    Pattern(PatternConfig),
     Replace(ReplaceConfig),
     Template(TemplateConfig),
     /// label name → extracted key (empty = same name).
@@ -223,6 +224,7 @@ fn build(c: &StageConfig) -> Result<Box<dyn Stage>, String> {
         StageConfig::Json(c) => Box::new(parse::Json::new(c)?),
         StageConfig::Logfmt(c) => Box::new(parse::Logfmt::new(c)),
         StageConfig::Regex(c) => Box::new(parse::RegexStage::new(c)?),
+        StageConfig::Pattern(c) => Box::new(parse::PatternStage::new(c)?),
         StageConfig::Replace(c) => Box::new(parse::Replace::new(c)?),
         StageConfig::Template(c) => Box::new(template::TemplateStage::new(c)?),
         StageConfig::Labels(m) => Box::new(labels::LabelsStage::new(m)?),
