@@ -18,6 +18,11 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FieldLabels {
+    pub field: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabels {
     pub path: String,
 }
@@ -35,6 +40,7 @@ pub struct Metrics {
     pub files_active: Gauge,
     pub process_dropped_lines: Family<ReasonLabels, Counter>,
     pub truncated_lines: Counter,
+    pub truncated_fields: Family<FieldLabels, Counter>,
     pub rotations: Counter,
     pub truncations: Counter,
     pub push_received_entries: Counter,
@@ -60,6 +66,7 @@ pub fn metrics() -> &'static Metrics {
             files_active: Gauge::default(),
             process_dropped_lines: Family::default(),
             truncated_lines: Counter::default(),
+            truncated_fields: Family::default(),
             rotations: Counter::default(),
             truncations: Counter::default(),
             push_received_entries: Counter::default(),
@@ -131,6 +138,11 @@ pub fn metrics() -> &'static Metrics {
             "loki_process_dropped_lines",
             "Lines dropped by stages or line limits, by reason",
             m.process_dropped_lines.clone(),
+        );
+        r.register(
+            "loki_process_truncated_fields",
+            "Lines, labels, extracted values or structured metadata cut by truncate stages",
+            m.truncated_fields.clone(),
         );
         r.register(
             "loki_source_api_entries_written",

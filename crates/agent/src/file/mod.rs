@@ -723,10 +723,13 @@ impl FileSource {
         }
         let mut outs = Vec::new();
         self.pipeline.process(rec, &mut outs);
-        if outs.is_empty() {
+        // The record carrying the position may be gone even when others came out (a stage
+        // split the line and a later one dropped the last part): ack after them.
+        let carried = outs.iter().any(|r| r.ack.is_some());
+        self.out.extend(outs.into_iter().map(Item::Record));
+        if !carried {
             self.out.push(Item::Ack(ack));
         }
-        self.out.extend(outs.into_iter().map(Item::Record));
     }
 
     /// Closes drained files at EOF, flushing their unfinished lines.

@@ -2,6 +2,7 @@
 //! Config uses Promtail's shape: a list of single-key maps, `- json: {expressions: {...}}`.
 //! Stages are synchronous and see one [`Record`] at a time; each may emit zero or more.
 
+mod edit;
 mod filter;
 mod labels;
 mod multiline;
@@ -13,6 +14,7 @@ use crate::Record;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+pub use edit::{LuhnConfig, MetadataDropConfig, SplitJsonConfig, TruncateConfig, TruncateRule};
 pub use filter::{DropConfig, LimitConfig, MatchConfig, SamplingConfig};
 pub use labels::{PackConfig, TenantConfig};
 pub use multiline::MultilineConfig;
@@ -41,6 +43,7 @@ pub enum StageConfig {
     LabelKeep(Vec<String>),
     /// metadata name → extracted key (empty = same name).
     StructuredMetadata(BTreeMap<String, Option<String>>),
+    StructuredMetadataDrop(MetadataDropConfig),
     Timestamp(TimestampConfig),
     Output(OutputConfig),
     Match(MatchConfig),
@@ -51,6 +54,9 @@ pub enum StageConfig {
     Tenant(TenantConfig),
     Decolorize(Empty),
     Pack(PackConfig),
+    Truncate(TruncateConfig),
+    Luhn(LuhnConfig),
+    SplitJson(SplitJsonConfig),
 }
 
 /// Stages are written Promtail-style as one-key maps (`- json: {...}`); serde_yaml encodes
@@ -242,6 +248,10 @@ fn build(c: &StageConfig) -> Result<Box<dyn Stage>, String> {
         StageConfig::Tenant(c) => Box::new(labels::Tenant::new(c)?),
         StageConfig::Decolorize(_) => Box::new(labels::Decolorize),
         StageConfig::Pack(c) => Box::new(labels::Pack(c.clone())),
+        StageConfig::StructuredMetadataDrop(c) => Box::new(edit::MetadataDrop::new(c)?),
+        StageConfig::Truncate(c) => Box::new(edit::Truncate::new(c)?),
+        StageConfig::Luhn(c) => Box::new(edit::Luhn::new(c)?),
+        StageConfig::SplitJson(c) => Box::new(edit::SplitJson::new(c)),
     })
 }
 
