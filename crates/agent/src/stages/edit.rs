@@ -229,7 +229,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Alloy's scan: runs of digits (joined across `delimiters`) of at least `min` digits

@@ -2,6 +2,7 @@
 //! Config uses Promtail's shape: a list of single-key maps, `- json: {expressions: {...}}`.
 //! Stages are synchronous and see one [`Record`] at a time; each may emit zero or more.
 
+mod custom_metrics;
 mod edit;
 mod filter;
 mod labels;
@@ -14,6 +15,7 @@ use crate::Record;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+pub use custom_metrics::{MetricDef, MetricOpts, MetricType, MetricsConfig};
 pub use edit::{LuhnConfig, MetadataDropConfig, SplitJsonConfig, TruncateConfig, TruncateRule};
 pub use filter::{DropConfig, LimitConfig, MatchConfig, SamplingConfig};
 pub use labels::{PackConfig, TenantConfig};
@@ -57,6 +59,7 @@ pub enum StageConfig {
     Truncate(TruncateConfig),
     Luhn(LuhnConfig),
     SplitJson(SplitJsonConfig),
+    Metrics(MetricsConfig),
 }
 
 /// Stages are written Promtail-style as one-key maps (`- json: {...}`); serde_yaml encodes
@@ -252,6 +255,7 @@ fn build(c: &StageConfig) -> Result<Box<dyn Stage>, String> {
         StageConfig::Truncate(c) => Box::new(edit::Truncate::new(c)?),
         StageConfig::Luhn(c) => Box::new(edit::Luhn::new(c)?),
         StageConfig::SplitJson(c) => Box::new(edit::SplitJson::new(c)),
+        StageConfig::Metrics(c) => Box::new(custom_metrics::Metrics::new(c)?),
     })
 }
 
