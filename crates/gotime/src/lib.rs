@@ -806,42 +806,35 @@ mod tests {
     #[test]
     fn iana_zones_follow_dst() {
         let berlin = Location::load("Europe/Berlin").unwrap();
+        let at = |layout: &str, v: &str| parse(layout, v, &berlin, 0).unwrap();
         let l = "2006-01-02 15:04:05 MST -07:00";
         // winter: CET +01:00, summer: CEST +02:00
-        let t = parse("2006-01-02 15:04", "2024-01-15 12:00", &berlin, 0).unwrap();
+        let t = at("2006-01-02 15:04", "2024-01-15 12:00");
         assert_eq!(t.unix_nanos(), 1_705_316_400_000_000_000);
         assert_eq!(format(&t, l), "2024-01-15 12:00:00 CET +01:00");
-        let t = parse("2006-01-02 15:04", "2024-07-15 12:00", &berlin, 0).unwrap();
+        let t = at("2006-01-02 15:04", "2024-07-15 12:00");
         assert_eq!(format(&t, l), "2024-07-15 12:00:00 CEST +02:00");
         assert_eq!(t.secs, 1_721_037_600);
         // 02:30 on 2024-03-31 does not exist in Berlin: Go moves it forward to 03:30 CEST.
-        let t = parse("2006-01-02 15:04", "2024-03-31 02:30", &berlin, 0).unwrap();
+        let t = at("2006-01-02 15:04", "2024-03-31 02:30");
         assert_eq!(format(&t, l), "2024-03-31 03:30:00 CEST +02:00");
         // 02:30 on 2024-10-27 happens twice: Go's guess-then-correct lands on CET.
-        let t = parse("2006-01-02 15:04", "2024-10-27 02:30", &berlin, 0).unwrap();
+        let t = at("2006-01-02 15:04", "2024-10-27 02:30");
         assert_eq!(format(&t, l), "2024-10-27 02:30:00 CET +01:00");
         // An explicit offset the zone has then keeps the zone's name; others stay bare.
-        let t = parse(
-            "2006-01-02 15:04 -07:00",
-            "2024-01-15 12:00 +01:00",
-            &berlin,
-            0,
-        )
-        .unwrap();
-        assert_eq!(format(&t, "MST"), "CET");
-        let t = parse(
-            "2006-01-02 15:04 -07:00",
-            "2024-01-15 12:00 +03:00",
-            &berlin,
-            0,
-        )
-        .unwrap();
-        assert_eq!(format(&t, "MST"), "+0300");
+        let with_offset = "2006-01-02 15:04 -07:00";
+        assert_eq!(
+            format(&at(with_offset, "2024-01-15 12:00 +01:00"), "MST"),
+            "CET"
+        );
+        assert_eq!(
+            format(&at(with_offset, "2024-01-15 12:00 +03:00"), "MST"),
+            "+0300"
+        );
         // Abbreviations the zone knows carry their offset, even out of season.
-        let t = parse("2006-01-02 15:04 MST", "2024-01-15 12:00 CEST", &berlin, 0).unwrap();
-        assert_eq!(t.offset, 7200);
-        let t = parse("2006-01-02 15:04 MST", "2024-01-15 12:00 XYZ", &berlin, 0).unwrap();
-        assert_eq!(t.offset, 0);
+        let with_abbr = "2006-01-02 15:04 MST";
+        assert_eq!(at(with_abbr, "2024-01-15 12:00 CEST").offset, 7200);
+        assert_eq!(at(with_abbr, "2024-01-15 12:00 XYZ").offset, 0);
         let ny = Location::load("America/New_York").unwrap();
         assert_eq!(ny.at(1_705_316_400), (-5 * 3600, "EST".to_string()));
     }

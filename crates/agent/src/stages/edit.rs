@@ -5,18 +5,6 @@ use crate::Record;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
-/// Longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-fn prefix_at_most(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// Where a `truncate` rule applies.
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -96,7 +84,7 @@ impl Truncate {
 /// The cut value, or None when `v` fits. As in Alloy, anything longer than `keep` (the
 /// limit minus the suffix) is cut, even if the suffix then makes it longer.
 fn cut(v: &str, keep: usize, suffix: &str) -> Option<String> {
-    (v.len() > keep).then(|| format!("{}{suffix}", prefix_at_most(v, keep)))
+    (v.len() > keep).then(|| format!("{}{suffix}", crate::file::format::cut(v, keep)))
 }
 
 impl MapStage for Truncate {
