@@ -378,9 +378,10 @@ impl Location {
     /// Go's `time.LoadLocation`, plus fixed `±hh:mm` offsets; `None` if unknown.
     pub fn load(name: &str) -> Option<Location> {
         match name {
-            "" | "UTC" | "Local" | "Etc/UTC" | "GMT" => Some(Location::utc()),
-            other if other.starts_with(['+', '-']) => parse("-07:00", other, &Location::utc(), 0)
-                .ok()
+            "" | "UTC" | "Local" | "Etc/UTC" | "GMT" | "Z" => Some(Location::utc()),
+            other if other.starts_with(['+', '-']) => ["-07:00", "-0700"]
+                .iter()
+                .find_map(|l| parse(l, other, &Location::utc(), 0).ok())
                 .map(|t| Location::Fixed(t.offset, String::new())),
             other => jiff::tz::TimeZone::get(other).ok().map(Location::Zone),
         }
@@ -788,7 +789,12 @@ mod tests {
             Location::load("+05:30"),
             Some(Location::Fixed(19_800, _))
         ));
+        assert!(matches!(
+            Location::load("-0230"),
+            Some(Location::Fixed(-9000, _))
+        ));
         assert!(Location::load("Mars/Olympus").is_none());
+        assert!(Location::load("+25").is_none());
     }
 
     fn utc() -> Location {
