@@ -28,6 +28,11 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FieldLabels {
+    pub field: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabels {
     pub path: String,
 }
@@ -45,6 +50,7 @@ pub struct Metrics {
     pub files_active: Gauge,
     pub process_dropped_lines: Family<ReasonLabels, Counter>,
     pub truncated_lines: Counter,
+    pub truncated_fields: Family<FieldLabels, Counter>,
     pub rotations: Counter,
     pub truncations: Counter,
     pub compressed_resumes: Counter,
@@ -74,6 +80,7 @@ pub fn metrics() -> &'static Metrics {
             files_active: Gauge::default(),
             process_dropped_lines: Family::default(),
             truncated_lines: Counter::default(),
+            truncated_fields: Family::default(),
             rotations: Counter::default(),
             truncations: Counter::default(),
             compressed_resumes: Counter::default(),
@@ -161,6 +168,11 @@ pub fn metrics() -> &'static Metrics {
             m.process_dropped_lines.clone(),
         );
         r.register(
+            "loki_process_truncated_fields",
+            "Lines, labels, extracted values or structured metadata cut by truncate stages",
+            m.truncated_fields.clone(),
+        );
+        r.register(
             "loki_source_api_entries_written",
             "Entries received on the push API",
             m.push_received_entries.clone(),
@@ -210,5 +222,215 @@ pub fn count_process_drop(reason: &str) {
 pub fn render() -> String {
     let mut s = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut s, &metrics().registry);
+    // Custom metrics go before OpenMetrics' closing `# EOF`.
+    let eof = s.rfind("# EOF").unwrap_or(s.len());
+    let tail = s.split_off(eof);
+    custom::render(&mut s);
+    s.push_str(&tail);
     s
+}
+
+/// Metrics defined by `metrics` stages. They are written by hand rather than through the
+/// registry: names must stay exactly as configured (prometheus-client would add `_total`)
+/// and series come and go (idle ones expire), which Alloy does with unchecked collectors.
+pub mod custom {
+    use std::collections::HashMap;
+    use std::fmt::Write;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    /// Kind of a custom metric.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Kind {
+        Counter,
+        Gauge,
+        /// Upper bounds, ascending.
+        Histogram(Vec<f64>),
+    }
+
+    /// Series key: label pairs, sorted.
+    pub type SeriesLabels = Vec<(String, String)>;
+
+    #[derive(Debug, Default)]
+    struct Series {
+        value: f64,
+        /// Histogram: per-bucket (non-cumulative) counts, then sum and count.
+        buckets: Vec<u64>,
+        count: u64,
+        touched: Option<Instant>,
+    }
+
+    /// One custom metric with its series.
+    #[derive(Debug)]
+    pub struct Custom {
+        name: String,
+        help: String,
+        kind: Kind,
+        max_idle: Duration,
+        series: HashMap<SeriesLabels, Series>,
+    }
+
+    impl Custom {
+        fn series(&mut self, labels: SeriesLabels) -> &mut Series {
+            let n = match &self.kind {
+                Kind::Histogram(b) => b.len(),
+                _ => 0,
+            };
+            let s = self.series.entry(labels).or_insert_with(|| Series {
+                buckets: vec![0; n],
+                ..Series::default()
+            });
+            s.touched = Some(Instant::now());
+            s
+        }
+
+        /// Counter/gauge: adds `d`.
+        pub fn add(&mut self, labels: SeriesLabels, d: f64) {
+            self.series(labels).value += d;
+        }
+
+        /// Gauge: sets `v`.
+        pub fn set(&mut self, labels: SeriesLabels, v: f64) {
+            self.series(labels).value = v;
+        }
+
+        /// Histogram: records `v`.
+        pub fn observe(&mut self, labels: SeriesLabels, v: f64) {
+            let bounds = match &self.kind {
+                Kind::Histogram(b) => b.clone(),
+                _ => return,
+            };
+            let s = self.series(labels);
+            if let Some(i) = bounds.iter().position(|b| v <= *b) {
+                s.buckets[i] += 1;
+            }
+            s.value += v;
+            s.count += 1;
+        }
+
+        /// Whether this is a gauge (may go down).
+        pub fn is_gauge(&self) -> bool {
+            self.kind == Kind::Gauge
+        }
+
+        fn prune(&mut self, now: Instant) {
+            let idle = self.max_idle;
+            self.series
+                .retain(|_, s| s.touched.is_some_and(|t| now.duration_since(t) < idle));
+        }
+    }
+
+    type Store = Mutex<Vec<Arc<Mutex<Custom>>>>;
+
+    fn store() -> &'static Store {
+        static S: OnceLock<Store> = OnceLock::new();
+        S.get_or_init(Default::default)
+    }
+
+    /// The metric `name`, created on first use; stages defining the same name share it
+    /// (as sources sharing a pipeline config should), unless the kinds differ.
+    pub fn get_or_register(
+        name: &str,
+        help: &str,
+        kind: Kind,
+        max_idle: Duration,
+    ) -> Result<Arc<Mutex<Custom>>, String> {
+        let mut all = store().lock().map_err(|_| "metrics store poisoned")?;
+        for m in all.iter() {
+            let g = m.lock().map_err(|_| "metrics store poisoned")?;
+            if g.name == name {
+                if g.kind != kind {
+                    return Err(format!("metric {name} is already defined as another type"));
+                }
+                return Ok(m.clone());
+            }
+        }
+        let m = Arc::new(Mutex::new(Custom {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            max_idle,
+            series: HashMap::new(),
+        }));
+        all.push(m.clone());
+        Ok(m)
+    }
+
+    fn num(v: f64) -> String {
+        if v.is_nan() {
+            "NaN".into()
+        } else if v.is_infinite() {
+            if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+        } else {
+            v.to_string()
+        }
+    }
+
+    fn labels(out: &mut String, l: &[(String, String)], extra: Option<(&str, &str)>) {
+        let mut pairs: Vec<(&str, &str)> =
+            l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pairs.extend(extra);
+        if pairs.is_empty() {
+            return;
+        }
+        out.push('{');
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = write!(out, "{k}=\"{v}\"");
+        }
+        out.push('}');
+    }
+
+    /// Appends every custom metric in text format, first dropping idle series.
+    pub fn render(out: &mut String) {
+        let Ok(all) = store().lock() else { return };
+        let now = Instant::now();
+        for m in all.iter() {
+            let Ok(mut m) = m.lock() else { continue };
+            m.prune(now);
+            let name = m.name.clone();
+            let ty = match m.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram(_) => "histogram",
+            };
+            let help = m.help.replace('\\', "\\\\").replace('\n', "\\n");
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
+            let mut series: Vec<_> = m.series.iter().collect();
+            series.sort_by(|a, b| a.0.cmp(b.0));
+            for (l, s) in series {
+                match &m.kind {
+                    Kind::Counter | Kind::Gauge => {
+                        out.push_str(&name);
+                        labels(out, l, None);
+                        let _ = writeln!(out, " {}", num(s.value));
+                    }
+                    Kind::Histogram(bounds) => {
+                        let mut cum = 0;
+                        for (b, c) in bounds.iter().zip(&s.buckets) {
+                            cum += c;
+                            let _ = write!(out, "{name}_bucket");
+                            labels(out, l, Some(("le", &num(*b))));
+                            let _ = writeln!(out, " {cum}");
+                        }
+                        let _ = write!(out, "{name}_bucket");
+                        labels(out, l, Some(("le", "+Inf")));
+                        let _ = writeln!(out, " {}", s.count);
+                        let _ = write!(out, "{name}_sum");
+                        labels(out, l, None);
+                        let _ = writeln!(out, " {}", num(s.value));
+                        let _ = write!(out, "{name}_count");
+                        labels(out, l, None);
+                        let _ = writeln!(out, " {}", s.count);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -33,71 +33,11 @@ pub(crate) fn regexp_stage(re: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Debug, PartialEq)]
-enum Node<'a> {
-    Literal,
-    Capture(&'a str),
-}
-
-/// Loki's pattern lexer: `<name>` is a capture, anything else literal text.
-fn pattern_nodes(p: &str) -> Vec<Node<'_>> {
-    let mut nodes = Vec::new();
-    let mut rest = p;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('<') {
-            let len = after
-                .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
-                .unwrap_or(after.len());
-            let name = after.get(..len).unwrap_or("");
-            let valid_start = name
-                .chars()
-                .next()
-                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic());
-            if valid_start && after.get(len..).is_some_and(|r| r.starts_with('>')) {
-                nodes.push(Node::Capture(name));
-                rest = after.get(len + 1..).unwrap_or("");
-                continue;
-            }
-        }
-        if nodes.last() != Some(&Node::Literal) {
-            nodes.push(Node::Literal);
-        }
-        let step = rest.chars().next().map_or(1, char::len_utf8);
-        rest = rest.get(step..).unwrap_or("");
-    }
-    nodes
-}
-
 /// `| pattern "…"`: ≥1 named capture, no two adjacent captures, unique names.
 pub(crate) fn pattern_stage(p: &str) -> Result<(), String> {
-    let nodes = pattern_nodes(p);
-    let named: Vec<&str> = nodes
-        .iter()
-        .filter_map(|n| {
-            if let Node::Capture(c) = n {
-                Some(*c)
-            } else {
-                None
-            }
-        })
-        .filter(|c| *c != "_")
-        .collect();
-    if named.is_empty() {
-        return Err("invalid pattern parser: at least one capture is required".to_string());
-    }
-    for w in nodes.windows(2) {
-        if let [Node::Capture(a), Node::Capture(b)] = w {
-            return Err(format!("invalid pattern parser: found consecutive capture '<{a}><{b}>': invalid expression"));
-        }
-    }
-    for (i, n) in named.iter().enumerate() {
-        if named.get(..i).is_some_and(|prev| prev.contains(n)) {
-            return Err(format!(
-                "invalid pattern parser: duplicate capture name ({n}): invalid expression"
-            ));
-        }
-    }
-    Ok(())
+    crate::pattern::Pattern::new(p)
+        .map(|_| ())
+        .map_err(|e| format!("invalid pattern parser: {e}"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod check;
 mod error;
 mod lexer;
 mod parser;
+pub mod pattern;
 mod pipeline;
 mod pretty;
 mod printer;

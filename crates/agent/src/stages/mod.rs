@@ -2,6 +2,8 @@
 //! Config uses Promtail's shape: a list of single-key maps, `- json: {expressions: {...}}`.
 //! Stages are synchronous and see one [`Record`] at a time; each may emit zero or more.
 
+mod custom_metrics;
+mod edit;
 mod filter;
 mod labels;
 mod multiline;
@@ -13,10 +15,12 @@ use crate::{Ack, Item, Record};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+pub use custom_metrics::{MetricDef, MetricOpts, MetricType, MetricsConfig};
+pub use edit::{LuhnConfig, MetadataDropConfig, SplitJsonConfig, TruncateConfig, TruncateRule};
 pub use filter::{DropConfig, LimitConfig, MatchConfig, SamplingConfig};
 pub use labels::{PackConfig, TenantConfig};
 pub use multiline::MultilineConfig;
-pub use parse::{JsonConfig, LogfmtConfig, RegexConfig, ReplaceConfig};
+pub use parse::{JsonConfig, LogfmtConfig, PatternConfig, RegexConfig, ReplaceConfig};
 pub use template::TemplateConfig;
 pub use timestamp::TimestampConfig;
 
@@ -29,6 +33,7 @@ pub enum StageConfig {
     Json(JsonConfig),
     Logfmt(LogfmtConfig),
     Regex(RegexConfig),
+    Pattern(PatternConfig),
     Replace(ReplaceConfig),
     Template(TemplateConfig),
     /// label name → extracted key (empty = same name).
@@ -40,6 +45,7 @@ pub enum StageConfig {
     LabelKeep(Vec<String>),
     /// metadata name → extracted key (empty = same name).
     StructuredMetadata(BTreeMap<String, Option<String>>),
+    StructuredMetadataDrop(MetadataDropConfig),
     Timestamp(TimestampConfig),
     Output(OutputConfig),
     Match(MatchConfig),
@@ -50,6 +56,10 @@ pub enum StageConfig {
     Tenant(TenantConfig),
     Decolorize(Empty),
     Pack(PackConfig),
+    Truncate(TruncateConfig),
+    Luhn(LuhnConfig),
+    SplitJson(SplitJsonConfig),
+    Metrics(MetricsConfig),
 }
 
 /// Stages are written Promtail-style as one-key maps (`- json: {...}`); serde_yaml encodes
@@ -229,17 +239,18 @@ impl Pipeline {
 
     /// Runs one source line through the stages into `out`. `start` is where re-reading its
     /// unit would produce the line again; positions leaving the pipeline are lowered below
-    /// lines that stages still hold. False when nothing came out (the caller acknowledges
-    /// the line's position itself).
+    /// lines that stages still hold. False when no output carries the line's position
+    /// (dropped, or split and the last part dropped): the caller then acknowledges the
+    /// position itself, after the outputs.
     pub fn run_line(&mut self, rec: Record, start: u64, out: &mut Vec<Item>) -> bool {
         if let Some(a) = rec.ack {
             self.position(Ack { offset: start, ..a });
         }
         let mut outs = Vec::new();
         self.process(rec, &mut outs);
-        let any = !outs.is_empty();
+        let carried = outs.iter().any(|r| r.ack.is_some());
         self.emit(outs, out);
-        any
+        carried
     }
 
     /// Queues stage output (also from `tick`/`flush`), positions lowered below held lines.
@@ -294,6 +305,7 @@ fn build(c: &StageConfig) -> Result<Box<dyn Stage>, String> {
         StageConfig::Json(c) => Box::new(parse::Json::new(c)?),
         StageConfig::Logfmt(c) => Box::new(parse::Logfmt::new(c)),
         StageConfig::Regex(c) => Box::new(parse::RegexStage::new(c)?),
+        StageConfig::Pattern(c) => Box::new(parse::PatternStage::new(c)?),
         StageConfig::Replace(c) => Box::new(parse::Replace::new(c)?),
         StageConfig::Template(c) => Box::new(template::TemplateStage::new(c)?),
         StageConfig::Labels(m) => Box::new(labels::LabelsStage::new(m)?),
@@ -311,6 +323,11 @@ fn build(c: &StageConfig) -> Result<Box<dyn Stage>, String> {
         StageConfig::Tenant(c) => Box::new(labels::Tenant::new(c)?),
         StageConfig::Decolorize(_) => Box::new(labels::Decolorize),
         StageConfig::Pack(c) => Box::new(labels::Pack(c.clone())),
+        StageConfig::StructuredMetadataDrop(c) => Box::new(edit::MetadataDrop::new(c)?),
+        StageConfig::Truncate(c) => Box::new(edit::Truncate::new(c)?),
+        StageConfig::Luhn(c) => Box::new(edit::Luhn::new(c)?),
+        StageConfig::SplitJson(c) => Box::new(edit::SplitJson::new(c)),
+        StageConfig::Metrics(c) => Box::new(custom_metrics::Metrics::new(c)?),
     })
 }
 

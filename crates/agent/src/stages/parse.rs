@@ -1,4 +1,4 @@
-//! Parsing stages: cri, docker, json, logfmt, regex, replace.
+//! Parsing stages: cri, docker, json, logfmt, regex, pattern, replace.
 
 use super::template::Template;
 use super::{source_value, MapStage};
@@ -350,6 +350,56 @@ impl MapStage for RegexStage {
     }
 }
 
+/// `pattern` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternConfig {
+    /// LogQL pattern: `<name>` captures, `<_>` skips.
+    pub pattern: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Also set each capture as a label.
+    #[serde(default)]
+    pub labels_from_groups: bool,
+}
+
+/// `pattern`: LogQL's matcher (a partial match extracts the captures it reached, as Loki).
+pub struct PatternStage {
+    pattern: silt_logql::pattern::Pattern,
+    source: Option<String>,
+    labels: bool,
+}
+
+impl PatternStage {
+    pub fn new(c: &PatternConfig) -> Result<PatternStage, String> {
+        if c.source.as_deref() == Some("") {
+            return Err("empty source".into());
+        }
+        let pattern = silt_logql::pattern::Pattern::new(&c.pattern)
+            .map_err(|e| format!("failed to parse pattern: {e}"))?;
+        Ok(PatternStage {
+            pattern,
+            source: c.source.clone(),
+            labels: c.labels_from_groups,
+        })
+    }
+}
+
+impl MapStage for PatternStage {
+    fn apply(&mut self, rec: &mut Record) -> bool {
+        let Some(text) = source_value(rec, self.source.as_deref()) else {
+            return true;
+        };
+        for (name, v) in self.pattern.names().iter().zip(self.pattern.matches(&text)) {
+            rec.extracted.insert(name.clone(), v.to_string());
+            if self.labels {
+                rec.labels.set(name, v);
+            }
+        }
+        true
+    }
+}
+
 /// `replace` options.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -511,5 +561,29 @@ mod tests {
         assert_eq!(r.entry.line, "a<1>b<22>");
         let r = one("[{replace: {expression: '( debug)'}}]", "x debug y");
         assert_eq!(r.entry.line, "x y");
+    }
+
+    #[test]
+    fn pattern_stage() {
+        let r = one(
+            "- pattern: {pattern: '<ip> - <_> \"<method> <path>\" <status>', labels_from_groups: true}\n",
+            r#"10.0.0.1 - - "GET /a" 200"#,
+        );
+        assert_eq!(r.extracted.get("ip").map(String::as_str), Some("10.0.0.1"));
+        assert_eq!(r.extracted.get("status").map(String::as_str), Some("200"));
+        assert_eq!(r.labels.get("method"), Some("GET"));
+        // source, and a partial match keeps the captures before the missing literal
+        let r = one(
+            "- regex: {expression: '^(?P<msg>.*)$'}\n- pattern: {source: msg, pattern: '<a>,<b>;<c>'}\n",
+            "x,y",
+        );
+        assert_eq!(r.extracted.get("a").map(String::as_str), Some("x"));
+        assert_eq!(r.extracted.get("b").map(String::as_str), Some("y"));
+        assert_eq!(r.extracted.get("c"), None);
+        assert!(PatternStage::new(&serde_yaml::from_str("{pattern: '<a><b>'}").unwrap()).is_err());
+        assert!(
+            PatternStage::new(&serde_yaml::from_str("{pattern: '<a>', source: ''}").unwrap())
+                .is_err()
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! `timestamp`: sets the entry time from an extracted value using Go layouts
 //! (`2006-01-02 15:04:05.000`), Go's named layouts (RFC3339, ANSIC, …) or Unix/UnixMs/
-//! UnixUs/UnixNs. A missing year means the current year. Time zones: UTC or a fixed
-//! offset (`location: "+02:00"`); IANA zone names are not supported.
+//! UnixUs/UnixNs. A missing year means the current year. `location` is UTC, a fixed
+//! offset (`+02:00`) or an IANA zone (`Europe/Berlin`, with DST).
 
 use super::MapStage;
 use crate::Record;
 use serde::Deserialize;
+use silt_gotime::Location;
 
 /// `timestamp` options.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,7 +19,7 @@ pub struct TimestampConfig {
     /// Tried in order when `format` fails.
     #[serde(default)]
     pub fallback_formats: Vec<String>,
-    /// Zone for layouts without one: `UTC` or `±hh:mm`.
+    /// Zone for layouts without one: `UTC`, `±hh:mm` or an IANA name.
     #[serde(default)]
     pub location: Option<String>,
     /// `fudge` (default: previous timestamp + 1ns) or `skip` (keep the read time).
@@ -37,64 +38,30 @@ pub enum OnFailure {
 pub struct Timestamp {
     c: TimestampConfig,
     formats: Vec<String>,
-    offset_s: i64,
+    loc: Location,
     last: Option<i64>,
-}
-
-fn named(f: &str) -> &str {
-    match f {
-        "ANSIC" => "Mon Jan _2 15:04:05 2006",
-        "UnixDate" => "Mon Jan _2 15:04:05 MST 2006",
-        "RubyDate" => "Mon Jan 02 15:04:05 -0700 2006",
-        "RFC822" => "02 Jan 06 15:04 MST",
-        "RFC822Z" => "02 Jan 06 15:04 -0700",
-        "RFC850" => "Monday, 02-Jan-06 15:04:05 MST",
-        "RFC1123" => "Mon, 02 Jan 2006 15:04:05 MST",
-        "RFC1123Z" => "Mon, 02 Jan 2006 15:04:05 -0700",
-        "Kitchen" => "3:04PM",
-        "Stamp" => "Jan _2 15:04:05",
-        "StampMilli" => "Jan _2 15:04:05.000",
-        "StampMicro" => "Jan _2 15:04:05.000000",
-        "StampNano" => "Jan _2 15:04:05.000000000",
-        "DateTime" => "2006-01-02 15:04:05",
-        other => other,
-    }
-}
-
-fn parse_offset(s: &str) -> Option<i64> {
-    if s.eq_ignore_ascii_case("utc") || s == "Etc/UTC" || s == "Z" {
-        return Some(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() != 4 || rest.len() > 5 {
-        return None;
-    }
-    let h: i64 = digits[..2].parse().ok()?;
-    let m: i64 = digits[2..].parse().ok()?;
-    Some(sign * (h * 3600 + m * 60))
 }
 
 impl Timestamp {
     pub fn new(c: &TimestampConfig) -> Result<Timestamp, String> {
-        let offset_s = match &c.location {
-            None => 0,
-            Some(l) => parse_offset(l).ok_or_else(|| {
-                format!("location {l:?}: only UTC or ±hh:mm offsets are supported")
+        let loc = match &c.location {
+            None => Location::utc(),
+            Some(l) => Location::load(l).ok_or_else(|| {
+                format!("location {l:?}: not UTC, a ±hh:mm offset or a known IANA zone")
             })?,
         };
         let formats: Vec<String> = std::iter::once(&c.format)
             .chain(&c.fallback_formats)
-            .map(|f| named(f).to_string())
+            .map(|f| match f.as_str() {
+                // RFC3339 keeps the fast path in parse_time.
+                "RFC3339" | "RFC3339Nano" => f.clone(),
+                _ => silt_gotime::named_layout(f).unwrap_or(f).to_string(),
+            })
             .collect();
         Ok(Timestamp {
             c: c.clone(),
             formats,
-            offset_s,
+            loc,
             last: None,
         })
     }
@@ -108,7 +75,7 @@ impl MapStage for Timestamp {
         let parsed = self
             .formats
             .iter()
-            .find_map(|f| parse_time(f, v, self.offset_s));
+            .find_map(|f| parse_time(f, v, &self.loc));
         match parsed {
             Some(ts) => {
                 rec.entry.ts = ts;
@@ -127,32 +94,8 @@ impl MapStage for Timestamp {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-const DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
 /// Parses `v` with a Go layout or Unix name into ns since the epoch.
-pub fn parse_time(layout: &str, v: &str, default_offset_s: i64) -> Option<i64> {
+pub fn parse_time(layout: &str, v: &str, loc: &Location) -> Option<i64> {
     let v = v.trim();
     let unix = |scale: i64| -> Option<i64> {
         if let Ok(n) = v.parse::<i64>() {
@@ -169,151 +112,10 @@ pub fn parse_time(layout: &str, v: &str, default_offset_s: i64) -> Option<i64> {
         "UnixNs" => return unix(1),
         _ => {}
     }
-    let (mut year, mut month, mut day, mut hour, mut min, mut sec, mut nanos) =
-        (None, 1i64, 1i64, 0i64, 0i64, 0i64, 0i64);
-    let mut pm: Option<bool> = None;
-    let mut offset: Option<i64> = None;
-    let (mut l, mut s) = (layout, v);
-    let num = |s: &mut &str, min_d: usize, max_d: usize| -> Option<i64> {
-        let n = s.bytes().take(max_d).take_while(u8::is_ascii_digit).count();
-        if n < min_d {
-            return None;
-        }
-        let r = s[..n].parse().ok();
-        *s = &s[n..];
-        r
-    };
-    while !l.is_empty() {
-        let tok = |p: &str| l.starts_with(p);
-        if tok("2006") {
-            year = Some(num(&mut s, 4, 4)?);
-            l = &l[4..];
-        } else if tok("January") || tok("Jan") {
-            let full = tok("January");
-            let i = MONTHS.iter().position(|m| {
-                let m = if full { *m } else { &m[..3] };
-                s.get(..m.len()).is_some_and(|p| p.eq_ignore_ascii_case(m))
-            })?;
-            let n = if full { MONTHS[i].len() } else { 3 };
-            month = i as i64 + 1;
-            s = &s[n..];
-            l = &l[if full { 7 } else { 3 }..];
-        } else if tok("Monday") || tok("Mon") {
-            let full = tok("Monday");
-            let n = DAYS
-                .iter()
-                .map(|d| if full { *d } else { &d[..3] })
-                .find(|d| s.get(..d.len()).is_some_and(|p| p.eq_ignore_ascii_case(d)))?
-                .len();
-            s = &s[n..];
-            l = &l[if full { 6 } else { 3 }..];
-        } else if tok("01") {
-            month = num(&mut s, 2, 2)?;
-            l = &l[2..];
-        } else if tok("02") {
-            day = num(&mut s, 2, 2)?;
-            l = &l[2..];
-        } else if tok("_2") {
-            s = s.strip_prefix(' ').unwrap_or(s);
-            day = num(&mut s, 1, 2)?;
-            l = &l[2..];
-        } else if tok("06") {
-            year = Some(2000 + num(&mut s, 2, 2)?);
-            l = &l[2..];
-        } else if tok("15") {
-            hour = num(&mut s, 1, 2)?;
-            l = &l[2..];
-        } else if tok("03") {
-            hour = num(&mut s, 2, 2)?;
-            l = &l[2..];
-        } else if tok("04") {
-            min = num(&mut s, 2, 2)?;
-            l = &l[2..];
-        } else if tok("05") {
-            sec = num(&mut s, 2, 2)?;
-            l = &l[2..];
-        } else if tok(".000") || tok(".999") || tok(",000") || tok(",999") {
-            let n = 1 + l[1..]
-                .bytes()
-                .take_while(|&b| b == b'0' || b == b'9')
-                .count();
-            l = &l[n..];
-            if let Some(rest) = s.strip_prefix(['.', ',']) {
-                let d = rest.bytes().take_while(u8::is_ascii_digit).count();
-                let digits = &rest[..d];
-                let mut f: i64 = 0;
-                for (i, c) in digits.bytes().enumerate().take(9) {
-                    f += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
-                }
-                nanos = f;
-                s = &rest[d..];
-            }
-        } else if tok("PM") || tok("pm") {
-            let p = s.get(..2)?.to_ascii_uppercase();
-            pm = Some(p == "PM");
-            s = &s[2..];
-            l = &l[2..];
-        } else if tok("Z07:00") || tok("-07:00") || tok("Z0700") || tok("-0700") {
-            let n = if tok("Z07:00") || tok("-07:00") { 6 } else { 5 };
-            l = &l[n..];
-            if let Some(r) = s.strip_prefix('Z') {
-                offset = Some(0);
-                s = r;
-            } else {
-                let len = if s.as_bytes().get(3) == Some(&b':') {
-                    6
-                } else {
-                    5
-                };
-                offset = Some(parse_offset(s.get(..len)?)?);
-                s = &s[len..];
-            }
-        } else if tok("MST") {
-            let n = s.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let zone = &s[..n];
-            // Only UTC-like abbreviations are unambiguous.
-            if matches!(zone, "UTC" | "GMT" | "Z") {
-                offset = Some(0);
-            }
-            s = &s[n..];
-            l = &l[3..];
-        } else if tok("1") && !l[1..].starts_with(|c: char| c.is_ascii_digit()) {
-            month = num(&mut s, 1, 2)?;
-            l = &l[1..];
-        } else if tok("2") {
-            day = num(&mut s, 1, 2)?;
-            l = &l[1..];
-        } else if tok("3") {
-            hour = num(&mut s, 1, 2)?;
-            l = &l[1..];
-        } else if tok("4") {
-            min = num(&mut s, 1, 2)?;
-            l = &l[1..];
-        } else if tok("5") {
-            sec = num(&mut s, 1, 2)?;
-            l = &l[1..];
-        } else {
-            let c = l.chars().next()?;
-            s = s.strip_prefix(c)?;
-            l = &l[c.len_utf8()..];
-        }
-    }
-    if !s.is_empty() {
-        return None;
-    }
-    if let Some(pm) = pm {
-        hour = hour % 12 + if pm { 12 } else { 0 };
-    }
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let year = match year {
-        Some(y) => y,
-        None => 1970 + (crate::now_ns() / 1_000_000_000 / 86_400 * 400 / 146_097),
-    };
-    let days = silt_proto::time::days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset.unwrap_or(default_offset_s);
-    Some(secs * 1_000_000_000 + nanos)
+    let year = silt_gotime::GoTime::from_unix_nanos(crate::now_ns()).year();
+    silt_gotime::parse(layout, v, loc, year)
+        .ok()
+        .map(|t| t.unix_nanos())
 }
 
 #[cfg(test)]
@@ -323,53 +125,79 @@ mod tests {
 
     const T0: i64 = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
 
+    fn utc() -> Location {
+        Location::utc()
+    }
+
     #[test]
     fn layouts() {
-        assert_eq!(parse_time("RFC3339", "2024-01-01T00:00:00Z", 0), Some(T0));
         assert_eq!(
-            parse_time("2006-01-02 15:04:05.000", "2024-01-01 00:00:01.250", 0),
+            parse_time("RFC3339", "2024-01-01T00:00:00Z", &utc()),
+            Some(T0)
+        );
+        assert_eq!(
+            parse_time("2006-01-02 15:04:05.000", "2024-01-01 00:00:01.250", &utc()),
             Some(T0 + 1_250_000_000)
         );
         assert_eq!(
-            parse_time("2006-01-02T15:04:05-07:00", "2024-01-01T02:00:00+02:00", 0),
+            parse_time(
+                "2006-01-02T15:04:05-07:00",
+                "2024-01-01T02:00:00+02:00",
+                &utc()
+            ),
             Some(T0)
         );
         assert_eq!(
-            parse_time(named("RFC1123Z"), "Mon, 01 Jan 2024 00:00:00 +0000", 0),
+            parse_time(
+                silt_gotime::named_layout("RFC1123Z").unwrap(),
+                "Mon, 01 Jan 2024 00:00:00 +0000",
+                &utc()
+            ),
             Some(T0)
         );
         assert_eq!(
-            parse_time(named("ANSIC"), "Mon Jan  1 00:00:00 2024", 0),
+            parse_time(
+                silt_gotime::named_layout("ANSIC").unwrap(),
+                "Mon Jan  1 00:00:00 2024",
+                &utc()
+            ),
             Some(T0)
         );
         assert_eq!(
             parse_time(
                 "02/Jan/2006:15:04:05 -0700",
                 "01/Jan/2024:01:00:00 +0100",
-                0
+                &utc()
             ),
             Some(T0)
         );
-        assert_eq!(parse_time("Unix", "1704067200", 0), Some(T0));
+        assert_eq!(parse_time("Unix", "1704067200", &utc()), Some(T0));
         assert_eq!(
-            parse_time("UnixMs", "1704067200500", 0),
+            parse_time("UnixMs", "1704067200500", &utc()),
             Some(T0 + 500_000_000)
         );
         assert_eq!(
-            parse_time("Unix", "1704067200.5", 0),
+            parse_time("Unix", "1704067200.5", &utc()),
             Some(T0 + 500_000_000)
         );
         assert_eq!(
-            parse_time("3:04PM 2006-01-02", "1:00PM 2024-01-01", 0),
+            parse_time("3:04PM 2006-01-02", "1:00PM 2024-01-01", &utc()),
             Some(T0 + 13 * 3_600_000_000_000)
         );
         assert_eq!(
-            parse_time("2006-01-02", "2024-01-01", 3600),
+            parse_time(
+                "2006-01-02",
+                "2024-01-01",
+                &Location::Fixed(3600, String::new())
+            ),
             Some(T0 - 3_600_000_000_000)
         );
-        assert_eq!(parse_time("2006-01-02", "2024-13-01", 0), None);
-        assert_eq!(parse_time("2006-01-02", "2024-01-01 trailing", 0), None);
-        assert_eq!(parse_time("Jan _2 15:04:05", "garbage", 0), None);
+        assert_eq!(parse_time("2006-01-02", "2024-13-01", &utc()), None);
+        assert_eq!(
+            parse_time("2006-01-02", "2024-01-01 trailing", &utc()),
+            None
+        );
+        assert_eq!(parse_time("Jan _2 15:04:05", "garbage", &utc()), None);
     }
 
     #[test]
@@ -383,8 +211,28 @@ mod tests {
         let ts: Vec<i64> = out.iter().map(|r| r.entry.ts).collect();
         assert_eq!(ts, vec![T0, T0 + 1, T0 + 1_000_000]);
         assert!(Timestamp::new(
-            &serde_yaml::from_str("{source: t, format: Unix, location: Europe/Paris}").unwrap()
+            &serde_yaml::from_str("{source: t, format: Unix, location: Mars/Olympus}").unwrap()
         )
         .is_err());
+    }
+
+    #[test]
+    fn iana_location_and_missing_year() {
+        let y = "- regex: {expression: '^(?P<t>.{19})'}\n- timestamp: {source: t, format: '2006-01-02 15:04:05', location: Europe/Berlin}\n";
+        let mut p = pipeline(y);
+        let mut out = vec![];
+        p.process(rec("2024-01-01 01:00:00 winter"), &mut out);
+        p.process(rec("2024-07-01 02:00:00 summer"), &mut out);
+        let ts: Vec<i64> = out.iter().map(|r| r.entry.ts).collect();
+        assert_eq!(ts, vec![T0, 1_719_792_000_000_000_000]);
+        // Stamp has no year: the current one is used.
+        let now_year = silt_gotime::GoTime::from_unix_nanos(crate::now_ns()).year();
+        let ns = parse_time(
+            silt_gotime::named_layout("Stamp").unwrap(),
+            "Mar  1 00:00:00",
+            &utc(),
+        )
+        .unwrap();
+        assert_eq!(silt_gotime::GoTime::from_unix_nanos(ns).year(), now_year);
     }
 }

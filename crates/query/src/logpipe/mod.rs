@@ -1,7 +1,6 @@
 //! Log pipelines: the per-entry stages of LogQL, and sample extraction for metric queries.
 
 mod filters;
-mod gotime;
 mod json;
 mod labels;
 mod parsers;
@@ -11,9 +10,10 @@ pub use labels::EntryLabels;
 
 use crate::{Error, Result};
 use filters::{parse_bytes, parse_go_duration, CompiledLineFilter, LabelFilter};
-use parsers::{PatPart, PathPart};
+use parsers::PathPart;
 use regex::Regex;
 use silt_logql::ast::{LabelFormat, LabelSelection, RangeAggregation, RangeOp, Stage, UnwrapConv};
+use silt_logql::pattern::Pattern;
 use silt_model::Timestamp;
 use std::collections::HashMap;
 use template::{Ctx, Template};
@@ -28,7 +28,7 @@ enum Compiled {
         params: Vec<(String, String)>,
     },
     Regexp(Regex),
-    Pattern(Vec<PatPart>),
+    Pattern(Pattern),
     Unpack,
     Label(LabelFilter),
     LineFormat(Template),
@@ -99,7 +99,7 @@ impl Pipeline {
                     params: params.clone(),
                 },
                 Stage::Regexp(r) => Compiled::Regexp(Regex::new(r).map_err(invalid)?),
-                Stage::Pattern(p) => Compiled::Pattern(parsers::parse_pattern(p).map_err(invalid)?),
+                Stage::Pattern(p) => Compiled::Pattern(Pattern::new(p).map_err(invalid)?),
                 Stage::Unpack => Compiled::Unpack,
                 Stage::LabelFilter(f) => Compiled::Label(LabelFilter::new(f)?),
                 Stage::LineFormat(t) => Compiled::LineFormat(Template::parse(t).map_err(invalid)?),

@@ -3,6 +3,7 @@
 use super::json::{self, Json};
 use super::EntryLabels;
 use regex::Regex;
+use silt_logql::pattern::Pattern;
 use std::borrow::Cow;
 
 /// Loki's label-name sanitisation: trim, every char outside `[A-Za-z0-9_]` → `_`,
@@ -416,101 +417,9 @@ pub fn regexp(line: &str, re: &Regex, labels: &mut EntryLabels) {
     }
 }
 
-/// A compiled `pattern` expression: literals and captures (`None` name = `<_>`).
-#[derive(Debug, Clone)]
-pub enum PatPart {
-    /// Literal text.
-    Lit(String),
-    /// `<name>` or `<_>` (None).
-    Cap(Option<String>),
-}
-
-/// Splits `<a> - <_> "<b>"` into parts.
-pub fn parse_pattern(p: &str) -> Result<Vec<PatPart>, String> {
-    let mut out = Vec::new();
-    let mut rest = p;
-    while !rest.is_empty() {
-        match rest.find('<') {
-            Some(i) => {
-                let close = rest[i..].find('>').map(|j| i + j);
-                let name = close.map(|c| &rest[i + 1..c]);
-                match (close, name) {
-                    (Some(c), Some(n))
-                        if n == "_"
-                            || (!n.is_empty()
-                                && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-                                && !n.starts_with(|ch: char| ch.is_ascii_digit())) =>
-                    {
-                        if i > 0 {
-                            push_lit(&mut out, &rest[..i]);
-                        }
-                        out.push(PatPart::Cap(if n == "_" {
-                            None
-                        } else {
-                            Some(n.to_string())
-                        }));
-                        rest = &rest[c + 1..];
-                    }
-                    _ => {
-                        push_lit(&mut out, &rest[..i + 1]);
-                        rest = &rest[i + 1..];
-                    }
-                }
-            }
-            None => {
-                push_lit(&mut out, rest);
-                rest = "";
-            }
-        }
-    }
-    for w in out.windows(2) {
-        if matches!((&w[0], &w[1]), (PatPart::Cap(_), PatPart::Cap(_))) {
-            return Err(
-                "found consecutive capture: two captures must be separated by a literal".into(),
-            );
-        }
-    }
-    Ok(out)
-}
-
-fn push_lit(out: &mut Vec<PatPart>, s: &str) {
-    if let Some(PatPart::Lit(l)) = out.last_mut() {
-        l.push_str(s);
-    } else {
-        out.push(PatPart::Lit(s.to_string()));
-    }
-}
-
-/// `| pattern`: anchored at the line start; each capture runs to the next literal.
-pub fn pattern(line: &str, parts: &[PatPart], labels: &mut EntryLabels) {
-    let mut pos = 0;
-    let mut caps: Vec<(&str, &str)> = Vec::new();
-    let mut i = 0;
-    while i < parts.len() {
-        match &parts[i] {
-            PatPart::Lit(l) => {
-                if !line[pos..].starts_with(l.as_str()) {
-                    return;
-                }
-                pos += l.len();
-            }
-            PatPart::Cap(name) => {
-                let end = match parts.get(i + 1) {
-                    Some(PatPart::Lit(l)) => match line[pos..].find(l.as_str()) {
-                        Some(j) => pos + j,
-                        None => return,
-                    },
-                    _ => line.len(),
-                };
-                if let Some(n) = name {
-                    caps.push((n, &line[pos..end]));
-                }
-                pos = end;
-            }
-        }
-        i += 1;
-    }
-    for (n, v) in caps {
+/// `| pattern`: Loki's matcher; a partial match sets the captures it reached.
+pub fn pattern(line: &str, p: &Pattern, labels: &mut EntryLabels) {
+    for (n, v) in p.names().iter().zip(p.matches(line)) {
         add_parsed(labels, n, v);
     }
 }
@@ -583,7 +492,7 @@ mod tests {
 
     #[test]
     fn pattern_captures() {
-        let p = parse_pattern(r#"<ip> - <user> [<_>] "<method> <path> <_>" <status>"#).unwrap();
+        let p = Pattern::new(r#"<ip> - <user> [<_>] "<method> <path> <_>" <status>"#).unwrap();
         let mut l = labels();
         pattern(
             r#"1.2.3.4 - - [01/Jan] "GET /x HTTP/1.1" 200 12"#,
@@ -593,7 +502,12 @@ mod tests {
         assert_eq!(l.parsed.get("ip"), Some("1.2.3.4"));
         assert_eq!(l.parsed.get("method"), Some("GET"));
         assert_eq!(l.parsed.get("status"), Some("200 12"));
-        assert!(parse_pattern("<a><b>").is_err());
+        // Loki keeps what matched before a missing literal.
+        let mut l = labels();
+        pattern("5.6.7.8 - bob", &p, &mut l);
+        assert_eq!(l.parsed.get("ip"), Some("5.6.7.8"));
+        assert_eq!(l.parsed.get("user"), Some("bob"));
+        assert_eq!(l.parsed.get("method"), None);
     }
 
     #[test]

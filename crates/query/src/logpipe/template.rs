@@ -2,8 +2,8 @@
 //! fields, pipelines, `if`/`else if`/`else`/`with`, literals, trim markers, and Loki's
 //! and Sprig's function list. Missing fields render as empty strings (missingkey=zero).
 
-use super::gotime::{self, GoTime};
 use regex::Regex;
+use silt_gotime::{self as gotime, GoTime, Location};
 use std::collections::HashMap;
 
 /// A template value.
@@ -894,16 +894,16 @@ fn call(name: &str, args: &[V], ctx: &Ctx<'_>) -> Result<V, String> {
         "toDate" => {
             need(args, 2, name)?;
             Ok(V::T(
-                gotime::parse(&s(args, 0), &s(args, 1), 0, "UTC")
+                gotime::parse(&s(args, 0), &s(args, 1), &Location::utc(), 0)
                     .unwrap_or_else(|_| GoTime::zero()),
             ))
         }
         "toDateInZone" => {
             need(args, 3, name)?;
-            let (offset, zone) = gotime::zone(&s(args, 1)).unwrap_or((0, "UTC".into()));
+            // Sprig falls back to UTC for a zone it cannot load.
+            let loc = Location::load(&s(args, 1)).unwrap_or_else(Location::utc);
             Ok(V::T(
-                gotime::parse(&s(args, 0), &s(args, 2), offset, &zone)
-                    .unwrap_or_else(|_| GoTime::zero()),
+                gotime::parse(&s(args, 0), &s(args, 2), &loc, 0).unwrap_or_else(|_| GoTime::zero()),
             ))
         }
         "unixToTime" => {
@@ -1167,6 +1167,14 @@ mod tests {
                 &[("t", "2024-01-01 10:00")]
             ),
             "09:00 UTC"
+        );
+        // IANA zones with DST (Go prints the time in its zone).
+        assert_eq!(
+            render(
+                r#"{{ toDateInZone "2006-01-02 15:04" "Europe/Berlin" .t }}|{{ toDateInZone "2006-01-02 15:04" "Europe/Berlin" .w | unixEpoch }}"#,
+                &[("t", "2024-07-01 10:00"), ("w", "2024-01-01 10:00")]
+            ),
+            "2024-07-01 10:00:00 +0200 CEST|1704099600"
         );
         assert_eq!(
             render(

@@ -1,9 +1,8 @@
-//! Go `time` layouts ("2006-01-02T15:04:05Z07:00") for the template functions
-//! `date`, `toDate`, `toDateInZone` and `__timestamp__`'s printed form.
+//! Go `time` layouts ("2006-01-02T15:04:05Z07:00"): formatting and `ParseInLocation`.
 //!
-//! Zones: UTC (Go's `Local` on a server without TZ) and fixed offsets. Named IANA
-//! zones other than UTC fall back to UTC, as Loki's `toDateInZone` does for a zone
-//! it cannot load.
+//! Used by LogQL templates (`date`, `toDate`, `toDateInZone`) and the agent's `timestamp`
+//! stage. Locations: UTC (Go's `Local` on a server without TZ), fixed `±hh:mm` offsets and
+//! IANA zones with their DST rules from a bundled tzdb, so no zoneinfo is needed on disk.
 
 use std::fmt::Write;
 
@@ -96,6 +95,11 @@ impl GoTime {
             weekday: (days + 4).rem_euclid(7) as usize,
             yday: yday as u32,
         }
+    }
+
+    /// Year in the time's zone.
+    pub fn year(&self) -> i64 {
+        self.civil().year
     }
 
     /// Go's `Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`.
@@ -356,12 +360,104 @@ fn write_offset(out: &mut String, offset: i32, colon: bool, secs: bool, hours_on
     }
 }
 
-/// Go's `time.ParseInLocation` with `offset`/`zone` as the location.
-pub fn parse(layout: &str, value: &str, offset: i32, zone: &str) -> Result<GoTime, String> {
+/// Where a wall-clock time is: Go's `*time.Location`.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// A fixed offset east of UTC (seconds) and its name ("UTC"; empty for a bare offset).
+    Fixed(i32, String),
+    /// An IANA zone.
+    Zone(jiff::tz::TimeZone),
+}
+
+impl Location {
+    /// UTC.
+    pub fn utc() -> Location {
+        Location::Fixed(0, "UTC".into())
+    }
+
+    /// Go's `time.LoadLocation`, plus fixed `±hh:mm` offsets; `None` if unknown.
+    pub fn load(name: &str) -> Option<Location> {
+        match name {
+            "" | "UTC" | "Local" | "Etc/UTC" | "GMT" | "Z" => Some(Location::utc()),
+            other if other.starts_with(['+', '-']) => ["-07:00", "-0700"]
+                .iter()
+                .find_map(|l| parse(l, other, &Location::utc(), 0).ok())
+                .map(|t| Location::Fixed(t.offset, String::new())),
+            other => jiff::tz::TimeZone::get(other).ok().map(Location::Zone),
+        }
+    }
+
+    /// Offset and abbreviation in effect at Unix second `secs`.
+    pub fn at(&self, secs: i64) -> (i32, String) {
+        match self {
+            Location::Fixed(o, n) => (*o, n.clone()),
+            Location::Zone(tz) => match jiff::Timestamp::from_second(secs) {
+                Ok(ts) => {
+                    let info = tz.to_offset_info(ts);
+                    (info.offset().seconds(), info.abbreviation().to_string())
+                }
+                Err(_) => (0, "UTC".into()),
+            },
+        }
+    }
+
+    /// Offset for a wall-clock time given as seconds since 1970-01-01 local: Go's
+    /// `time.Date` (guess with the offset at `local` read as UTC, then correct once), so
+    /// a time in a DST gap moves forward and one in a fold takes the earlier offset.
+    fn local_offset(&self, local: i64) -> i32 {
+        let guess = self.at(local).0;
+        self.at(local - guess as i64).0
+    }
+
+    /// Go's `lookupName`: the offset of abbreviation `abbr` near wall-clock `local`.
+    fn lookup_abbrev(&self, abbr: &str, local: i64) -> Option<i32> {
+        // At the time itself, then half a year either side (CEST named in winter).
+        [0, -182 * 86_400, 182 * 86_400].iter().find_map(|d| {
+            let t = local + d;
+            let (o, n) = self.at(t - self.local_offset(t) as i64);
+            (n == abbr).then_some(o)
+        })
+    }
+}
+
+/// Go's named layouts (`time.RFC3339` …) by name.
+pub fn named_layout(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Layout" => "01/02 03:04:05PM '06 -0700",
+        "ANSIC" => "Mon Jan _2 15:04:05 2006",
+        "UnixDate" => "Mon Jan _2 15:04:05 MST 2006",
+        "RubyDate" => "Mon Jan 02 15:04:05 -0700 2006",
+        "RFC822" => "02 Jan 06 15:04 MST",
+        "RFC822Z" => "02 Jan 06 15:04 -0700",
+        "RFC850" => "Monday, 02-Jan-06 15:04:05 MST",
+        "RFC1123" => "Mon, 02 Jan 2006 15:04:05 MST",
+        "RFC1123Z" => "Mon, 02 Jan 2006 15:04:05 -0700",
+        "RFC3339" => "2006-01-02T15:04:05Z07:00",
+        "RFC3339Nano" => "2006-01-02T15:04:05.999999999Z07:00",
+        "Kitchen" => "3:04PM",
+        "Stamp" => "Jan _2 15:04:05",
+        "StampMilli" => "Jan _2 15:04:05.000",
+        "StampMicro" => "Jan _2 15:04:05.000000",
+        "StampNano" => "Jan _2 15:04:05.000000000",
+        "DateTime" => "2006-01-02 15:04:05",
+        "DateOnly" => "2006-01-02",
+        "TimeOnly" => "15:04:05",
+        _ => return None,
+    })
+}
+
+/// Go's `time.ParseInLocation`. A layout without a year gives `default_year` (Go: 0; the
+/// agent passes the current year, as Promtail does).
+pub fn parse(
+    layout: &str,
+    value: &str,
+    loc: &Location,
+    default_year: i64,
+) -> Result<GoTime, String> {
     let bad = || format!("parsing time {value:?} as {layout:?}: cannot parse");
     let mut v = value;
     let mut rest = layout;
-    let (mut year, mut month, mut day) = (0i64, 1u32, 1u32);
+    let (mut year, mut month, mut day) = (default_year, 1u32, 1u32);
     let (mut hour, mut minute, mut second, mut nanos) = (0u32, 0u32, 0u32, 0u32);
     let mut pm: Option<bool> = None;
     let mut yday: Option<u32> = None;
@@ -551,13 +647,26 @@ pub fn parse(layout: &str, value: &str, offset: i32, zone: &str) -> Result<GoTim
     {
         return Err(format!("parsing time {value:?}: value out of range"));
     }
-    let (offset, zone) = zone_found.unwrap_or((offset, zone.to_string()));
     let local = days_from_civil(year, month, day) * 86_400
         + hour as i64 * 3600
         + minute as i64 * 60
         + second as i64;
+    // Without a zone in the value the location converts; the time is then shown with the
+    // offset in effect at that instant (a time in a DST gap moves on).
+    let utc_offset = zone_found.is_none().then(|| loc.local_offset(local));
+    let (offset, zone) = match zone_found {
+        None => loc.at(local - utc_offset.unwrap_or(0) as i64),
+        // A numeric offset takes the location's name when the location has that offset then.
+        Some((off, name)) if name.is_empty() => match loc.at(local - off as i64) {
+            (o, n) if o == off => (o, n),
+            _ => (off, name),
+        },
+        Some((_, name)) if name == "UTC" => (0, name),
+        // An abbreviation the location knows gets its offset; others are recorded with 0.
+        Some((_, name)) => (loc.lookup_abbrev(&name, local).unwrap_or(0), name),
+    };
     Ok(GoTime {
-        secs: local - offset as i64,
+        secs: local - utc_offset.unwrap_or(offset) as i64,
         nanos,
         offset,
         zone,
@@ -617,16 +726,6 @@ fn lookup_name<'a>(v: &'a str, names: &[&str], long: bool) -> Option<(usize, &'a
     })
 }
 
-/// A zone by name: UTC/Local (the server runs in UTC) or a fixed `±hh:mm`; `None` if unknown.
-pub fn zone(name: &str) -> Option<(i32, String)> {
-    match name {
-        "" | "UTC" | "Local" | "Etc/UTC" | "GMT" => Some((0, "UTC".into())),
-        other => parse("-07:00", other, 0, "")
-            .ok()
-            .map(|t| (t.offset, String::new())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,8 +763,8 @@ mod tests {
         let t = parse(
             "2006-01-02T15:04:05.999999999Z07:00",
             "2024-02-29T13:04:05.12+02:00",
+            &Location::utc(),
             0,
-            "UTC",
         )
         .unwrap();
         assert_eq!(t.unix_nanos(), 1_709_204_645_120_000_000);
@@ -673,20 +772,76 @@ mod tests {
         let t = parse(
             "02/Jan/2006:15:04:05 -0700",
             "01/Jan/2024:00:00:00 +0000",
+            &Location::utc(),
             0,
-            "UTC",
         )
         .unwrap();
         assert_eq!(t.secs, 1_704_067_200);
         // fractional seconds are accepted after seconds even without .000 in the layout
-        let t = parse("2006-01-02 15:04:05", "2024-01-01 00:00:01.5", 0, "UTC").unwrap();
+        let t = parse("2006-01-02 15:04:05", "2024-01-01 00:00:01.5", &utc(), 0).unwrap();
         assert_eq!(t.unix_nanos(), 1_704_067_201_500_000_000);
-        let t = parse("Jan 2 3:04PM", "Dec 31 11:59PM", 0, "UTC").unwrap();
+        let t = parse("Jan 2 3:04PM", "Dec 31 11:59PM", &utc(), 0).unwrap();
         assert_eq!(format(&t, "2006-01-02 15:04"), "0000-12-31 23:59");
-        assert!(parse("2006-01-02", "2024-02-30", 0, "UTC").is_err());
-        assert!(parse("2006-01-02", "2024-01-01x", 0, "UTC").is_err());
-        assert!(parse("2006-01-02", "junk", 0, "UTC").is_err());
-        assert_eq!(zone("+05:30"), Some((19_800, String::new())));
-        assert_eq!(zone("Mars/Olympus"), None);
+        assert!(parse("2006-01-02", "2024-02-30", &utc(), 0).is_err());
+        assert!(parse("2006-01-02", "2024-01-01x", &utc(), 0).is_err());
+        assert!(parse("2006-01-02", "junk", &utc(), 0).is_err());
+        assert!(matches!(
+            Location::load("+05:30"),
+            Some(Location::Fixed(19_800, _))
+        ));
+        assert!(matches!(
+            Location::load("-0230"),
+            Some(Location::Fixed(-9000, _))
+        ));
+        assert!(Location::load("Mars/Olympus").is_none());
+        assert!(Location::load("+25").is_none());
+    }
+
+    fn utc() -> Location {
+        Location::utc()
+    }
+
+    #[test]
+    fn missing_year_takes_the_default() {
+        let t = parse("Jan 2 15:04", "Mar 1 00:00", &utc(), 2024).unwrap();
+        assert_eq!(format(&t, "2006-01-02"), "2024-03-01");
+        let t = parse("06 Jan 2", "99 Mar 1", &utc(), 2024).unwrap();
+        assert_eq!(format(&t, "2006"), "1999");
+    }
+
+    #[test]
+    fn iana_zones_follow_dst() {
+        let berlin = Location::load("Europe/Berlin").unwrap();
+        let at = |layout: &str, v: &str| parse(layout, v, &berlin, 0).unwrap();
+        let l = "2006-01-02 15:04:05 MST -07:00";
+        // winter: CET +01:00, summer: CEST +02:00
+        let t = at("2006-01-02 15:04", "2024-01-15 12:00");
+        assert_eq!(t.unix_nanos(), 1_705_316_400_000_000_000);
+        assert_eq!(format(&t, l), "2024-01-15 12:00:00 CET +01:00");
+        let t = at("2006-01-02 15:04", "2024-07-15 12:00");
+        assert_eq!(format(&t, l), "2024-07-15 12:00:00 CEST +02:00");
+        assert_eq!(t.secs, 1_721_037_600);
+        // 02:30 on 2024-03-31 does not exist in Berlin: Go moves it forward to 03:30 CEST.
+        let t = at("2006-01-02 15:04", "2024-03-31 02:30");
+        assert_eq!(format(&t, l), "2024-03-31 03:30:00 CEST +02:00");
+        // 02:30 on 2024-10-27 happens twice: Go's guess-then-correct lands on CET.
+        let t = at("2006-01-02 15:04", "2024-10-27 02:30");
+        assert_eq!(format(&t, l), "2024-10-27 02:30:00 CET +01:00");
+        // An explicit offset the zone has then keeps the zone's name; others stay bare.
+        let with_offset = "2006-01-02 15:04 -07:00";
+        assert_eq!(
+            format(&at(with_offset, "2024-01-15 12:00 +01:00"), "MST"),
+            "CET"
+        );
+        assert_eq!(
+            format(&at(with_offset, "2024-01-15 12:00 +03:00"), "MST"),
+            "+0300"
+        );
+        // Abbreviations the zone knows carry their offset, even out of season.
+        let with_abbr = "2006-01-02 15:04 MST";
+        assert_eq!(at(with_abbr, "2024-01-15 12:00 CEST").offset, 7200);
+        assert_eq!(at(with_abbr, "2024-01-15 12:00 XYZ").offset, 0);
+        let ny = Location::load("America/New_York").unwrap();
+        assert_eq!(ny.at(1_705_316_400), (-5 * 3600, "EST".to_string()));
     }
 }
