@@ -49,6 +49,10 @@ pub struct StreamCursor {
     /// Entries within the requested range, ordered by `direction` (ties keep
     /// insertion order), with exact duplicates (same ts, line, metadata) removed.
     pub entries: Box<dyn Iterator<Item = Result<Entry>> + Send>,
+    /// No entry comes earlier in `direction` than this (the newest possible timestamp going
+    /// backward, the oldest going forward), when the source knows it without reading. A
+    /// limited log query then starts reading a stream only once the merge reaches it.
+    pub bound: Option<Timestamp>,
 }
 
 /// Anything the engine can query: storage, or an in-memory source in tests.
@@ -112,6 +116,7 @@ impl LogSource for MemorySource {
             }
             out.push(StreamCursor {
                 labels: labels.clone(),
+                bound: sel.first().map(|e| e.ts),
                 entries: Box::new(sel.into_iter().map(Ok)),
             });
         }

@@ -316,6 +316,11 @@ impl LogSource for StoreSource {
         Ok(streams
             .into_iter()
             .map(|(labels, parts)| {
+                let bound = if req.direction == Direction::Forward {
+                    parts.iter().map(|p| p.min_ts.max(req.start)).min()
+                } else {
+                    parts.iter().map(|p| p.max_ts.min(req.end - 1)).max()
+                };
                 let cursor = MergeCursor::new(self.0.clone(), parts, req.direction);
                 let ds: Vec<_> = deletes
                     .iter()
@@ -330,7 +335,11 @@ impl LogSource for StoreSource {
                             .map_or(true, |e| !ds.iter().any(|d| d.deletes(e)))
                     }))
                 };
-                StreamCursor { labels, entries }
+                StreamCursor {
+                    labels,
+                    entries,
+                    bound,
+                }
             })
             .collect())
     }

@@ -39,10 +39,13 @@ pub(super) fn eval(engine: &Engine<'_>, l: &LogExpr, p: &QueryParams<'_>) -> Res
     Ok(QueryResult::Streams(group_streams(rows, p.categorize)))
 }
 
+/// The next entry of a stream, or (`entry: None`) only a bound on it: streams start
+/// reading when the merge reaches their bound, so a limit is met without touching
+/// streams whose entries all come later.
 struct Head {
     key: i64,
     stream: usize,
-    entry: Entry,
+    entry: Option<Entry>,
 }
 
 impl PartialEq for Head {
@@ -72,12 +75,18 @@ fn merge(
     let key = |ts: i64| if forward { ts } else { -ts };
     let mut heap = BinaryHeap::new();
     for (i, c) in cursors.iter_mut().enumerate() {
-        if let Some(e) = c.entries.next() {
+        if let Some(b) = c.bound {
+            heap.push(Reverse(Head {
+                key: key(b),
+                stream: i,
+                entry: None,
+            }));
+        } else if let Some(e) = c.entries.next() {
             let e = e?;
             heap.push(Reverse(Head {
                 key: key(e.ts),
                 stream: i,
-                entry: e,
+                entry: Some(e),
             }));
         }
     }
@@ -90,15 +99,21 @@ fn merge(
             engine.check_deadline()?;
         }
         let c = &mut cursors[h.stream];
-        if let Some(next) = c.entries.next() {
-            let next = next?;
+        let next = match c.entries.next() {
+            Some(n) => Some(n?),
+            None => None,
+        };
+        if let Some(next) = next {
             heap.push(Reverse(Head {
                 key: key(next.ts),
                 stream: h.stream,
-                entry: next,
+                entry: Some(next),
             }));
         }
-        let e = h.entry;
+        // A bound reached: its first entry now takes its real place in the merge.
+        let Some(e) = h.entry else {
+            continue;
+        };
         if p.interval > 0 {
             if let Some(&last) = last_kept.get(&h.stream) {
                 let gap = if forward { e.ts - last } else { last - e.ts };

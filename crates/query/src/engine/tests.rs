@@ -444,3 +444,72 @@ fn log_queries_keep_order_limit_and_interval() {
     want.sort();
     assert_eq!(rows(q, Direction::Forward, 1000, 2500 * S), want);
 }
+
+/// A source whose cursors count the entries pulled from them.
+struct Counting {
+    inner: MemorySource,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl crate::LogSource for Counting {
+    fn select(&self, req: &crate::SelectRequest<'_>) -> Result<Vec<crate::StreamCursor>> {
+        let mut cs = self.inner.select(req)?;
+        for c in &mut cs {
+            let pulled = self.pulled.clone();
+            let inner = std::mem::replace(&mut c.entries, Box::new(std::iter::empty()));
+            c.entries = Box::new(inner.inspect(move |_| {
+                pulled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }));
+        }
+        Ok(cs)
+    }
+}
+
+#[test]
+fn a_limited_log_query_does_not_read_streams_the_merge_never_reaches() {
+    let mut m = MemorySource::new();
+    let e = |ts: i64| Entry {
+        ts: ts * S,
+        line: "x".into(),
+        metadata: Labels::new(),
+    };
+    m.push(
+        Labels::from_pairs([("app", "new"), ("env", "prod")]),
+        (100..200).map(e),
+    );
+    // Many streams with only older entries: a backward limit 10 is met by `new` alone.
+    for i in 0..50 {
+        m.push(
+            Labels::from_pairs([("app", format!("old{i}").as_str()), ("env", "prod")]),
+            (0..50).map(e),
+        );
+    }
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = Counting {
+        inner: m,
+        pulled: pulled.clone(),
+    };
+    let expr = Expr::Log(sel("prod"));
+    let p = QueryParams {
+        tenant: "t",
+        expr: &expr,
+        start: 0,
+        end: 300 * S,
+        step: 0,
+        interval: 0,
+        limit: 10,
+        direction: Direction::Backward,
+        instant: false,
+        categorize: false,
+    };
+    let QueryResult::Streams(r) = Engine::new(&s, Limits::default()).eval(&p).unwrap() else {
+        panic!("not streams");
+    };
+    assert_eq!(r.iter().map(|s| s.rows.len()).sum::<usize>(), 10);
+    // 10 rows plus the one-ahead entry of `new`; no old stream was touched.
+    assert!(
+        pulled.load(std::sync::atomic::Ordering::Relaxed) <= 11,
+        "pulled {}",
+        pulled.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
