@@ -11,9 +11,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p silt -p silt-agent \
  && install -D -m 0755 target/release/silt target/release/silt-agent -t /out/
 
-# glibc + libgcc only, no shell; runs as uid 65532 unless the pod says otherwise
-# (the agent DaemonSet runs as root to read host logs).
-FROM gcr.io/distroless/cc-debian12:nonroot
+# Debian slim rather than distroless: the agent's journal source runs `journalctl`
+# (package systemd). Runs as uid 65532 unless the pod says otherwise (the agent
+# DaemonSet runs as root to read host logs).
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends systemd ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+USER 65532:65532
 COPY --from=build /out/silt /out/silt-agent /usr/local/bin/
 EXPOSE 3100 9080
 ENTRYPOINT ["/usr/local/bin/silt"]

@@ -39,6 +39,21 @@ pub struct KubernetesApiConfig {
     /// How long metadata of deleted pods is kept for their remaining log lines.
     #[serde(default = "d_grace", deserialize_with = "crate::units::de_duration")]
     pub deleted_grace: Duration,
+    /// Also watch the pods' namespaces and this node (Prometheus/Alloy `attach_metadata`):
+    /// `__meta_kubernetes_namespace_label_*` / `_annotation_*` and
+    /// `__meta_kubernetes_node_label_*` / `_annotation_*` for relabel rules.
+    #[serde(default)]
+    pub attach_metadata: AttachMetadata,
+}
+
+/// Which extra objects' metadata targets get (needs get/list/watch on them).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachMetadata {
+    #[serde(default)]
+    pub namespace: bool,
+    #[serde(default)]
+    pub node: bool,
 }
 
 fn d_grace() -> Duration {
@@ -308,12 +323,62 @@ pub struct PodMeta {
     pub phase: Option<String>,
 }
 
+/// Labels and annotations of a namespace or node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectMeta {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    fn from_object(o: &Value) -> Option<(String, ObjectMeta)> {
+        let md = &o["metadata"];
+        Some((
+            md["name"].as_str()?.to_string(),
+            ObjectMeta {
+                labels: string_map(&md["labels"]),
+                annotations: string_map(&md["annotations"]),
+            },
+        ))
+    }
+
+    /// `__meta_kubernetes_<kind>_label_<name>` and friends, as Prometheus names them.
+    fn target_labels(&self, kind: &str, out: &mut BTreeMap<String, String>) {
+        for (what, m) in [("label", &self.labels), ("annotation", &self.annotations)] {
+            for (k, v) in m {
+                let n = sanitize(k);
+                out.insert(format!("__meta_kubernetes_{kind}_{what}_{n}"), v.clone());
+                out.insert(
+                    format!("__meta_kubernetes_{kind}_{what}present_{n}"),
+                    "true".into(),
+                );
+            }
+        }
+    }
+}
+
+fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Shared pod cache; `version` changes whenever the content does.
 #[derive(Default)]
 pub struct PodCache {
     pods: RwLock<HashMap<String, (PodMeta, Option<Instant>)>>,
+    namespaces: RwLock<HashMap<String, ObjectMeta>>,
+    node: RwLock<Option<ObjectMeta>>,
     version: AtomicU64,
 }
+
+/// Static pods' log directories are named after this annotation of their mirror pod,
+/// not after the mirror pod's uid: the cache is keyed by both.
+const CONFIG_HASH: &str = "kubernetes.io/config.hash";
 
 impl PodCache {
     pub fn version(&self) -> u64 {
@@ -332,6 +397,37 @@ impl PodCache {
             self.version.fetch_add(1, Ordering::AcqRel);
         }
         metrics().k8s_pods_cached.set(g.len() as i64);
+    }
+
+    /// Namespace and node metadata for a pod's targets (when attached).
+    pub fn context_labels(&self, namespace: &str, out: &mut BTreeMap<String, String>) {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = ns.get(namespace) {
+            m.target_labels("namespace", out);
+        }
+        let node = self.node.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = node.as_ref() {
+            m.target_labels("node", out);
+        }
+    }
+
+    fn set_namespace(&self, name: String, meta: Option<ObjectMeta>) {
+        let mut g = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        let changed = match meta {
+            Some(m) => g.insert(name, m.clone()).as_ref() != Some(&m),
+            None => g.remove(&name).is_some(),
+        };
+        if changed {
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn set_node(&self, meta: Option<ObjectMeta>) {
+        let mut g = self.node.write().unwrap_or_else(|e| e.into_inner());
+        if *g != meta {
+            *g = meta;
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     fn mark_deleted(&self, uid: &str) {
@@ -369,15 +465,7 @@ impl PodMeta {
     fn from_object(o: &Value) -> Option<(String, PodMeta)> {
         let md = &o["metadata"];
         let uid = md["uid"].as_str()?.to_string();
-        let map = |v: &Value| -> BTreeMap<String, String> {
-            v.as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let map = string_map;
         let owner = md["ownerReferences"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["controller"].as_bool() == Some(true)));
@@ -541,38 +629,80 @@ impl Api {
 /// Keeps `cache` in sync with the API until the process ends; reconnects with backoff.
 pub async fn watch_pods(cfg: KubernetesApiConfig, node: Option<String>, cache: Arc<PodCache>) {
     let api = match cfg.access().connector() {
-        Ok(c) => Api::new(c),
+        Ok(c) => Arc::new(Api::new(c)),
         Err(e) => {
             tracing::error!(error = %e, "kubernetes_api unusable, no pod metadata");
             return;
         }
     };
+    if cfg.attach_metadata.namespace {
+        let (api, cache) = (api.clone(), cache.clone());
+        tokio::spawn(async move {
+            watch_forever(&api, "/api/v1/namespaces", "", "namespace", |ty, o| {
+                if let Some((name, m)) = ObjectMeta::from_object(o) {
+                    cache.set_namespace(name, (ty != "DELETED").then_some(m));
+                }
+            })
+            .await
+        });
+    }
+    if let Some(n) = node
+        .as_ref()
+        .filter(|n| cfg.attach_metadata.node && !n.is_empty())
+    {
+        let (api, cache) = (api.clone(), cache.clone());
+        let selector = format!("&fieldSelector=metadata.name%3D{n}");
+        tokio::spawn(async move {
+            watch_forever(&api, "/api/v1/nodes", &selector, "node", |ty, o| {
+                if let Some((_, m)) = ObjectMeta::from_object(o) {
+                    cache.set_node((ty != "DELETED").then_some(m));
+                }
+            })
+            .await
+        });
+    }
     let selector = node
         .filter(|n| !n.is_empty())
         .map(|n| format!("&fieldSelector=spec.nodeName%3D{n}"))
         .unwrap_or_default();
     let grace = cfg.deleted_grace;
+    watch_forever(&api, "/api/v1/pods", &selector, "pod", |ty, o| match ty {
+        "LIST" | "ADDED" | "MODIFIED" => {
+            if let Some((uid, m)) = PodMeta::from_object(o) {
+                if let Some(h) = m.annotations.get(CONFIG_HASH) {
+                    cache.upsert(h.clone(), m.clone());
+                }
+                cache.upsert(uid, m);
+            }
+        }
+        "DELETED" => {
+            let md = &o["metadata"];
+            for key in [&md["uid"], &md["annotations"][CONFIG_HASH]] {
+                if let Some(k) = key.as_str() {
+                    cache.mark_deleted(k);
+                }
+            }
+        }
+        _ => cache.expire(grace),
+    })
+    .await
+}
+
+/// List+watch `path` for ever, reconnecting with backoff; `f` sees LIST/ADDED/MODIFIED/
+/// DELETED objects.
+async fn watch_forever(
+    api: &Api,
+    path: &str,
+    selector: &str,
+    what: &str,
+    mut f: impl FnMut(&str, &Value),
+) {
     let mut delay = Duration::from_millis(500);
     loop {
-        let res = api
-            .list_watch("/api/v1/pods", &selector, |ty, o| match ty {
-                "LIST" | "ADDED" | "MODIFIED" => {
-                    if let Some((uid, m)) = PodMeta::from_object(o) {
-                        cache.upsert(uid, m);
-                    }
-                }
-                "DELETED" => {
-                    if let Some(uid) = o["metadata"]["uid"].as_str() {
-                        cache.mark_deleted(uid);
-                    }
-                }
-                _ => cache.expire(grace),
-            })
-            .await;
-        match res {
+        match api.list_watch(path, selector, |ty, o| f(ty, o)).await {
             Ok(()) => delay = Duration::from_millis(500),
             Err(e) => {
-                tracing::warn!(error = %e, "kubernetes pod watch failed, retrying");
+                tracing::warn!(error = %e, what, "kubernetes watch failed, retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }

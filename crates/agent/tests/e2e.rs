@@ -686,6 +686,8 @@ struct FakeApi {
     token: Arc<Mutex<Option<String>>>,
     /// Requests refused for a wrong token.
     refused: Arc<std::sync::atomic::AtomicUsize>,
+    /// Other listed objects by path (namespaces, nodes); their watches stay quiet.
+    objects: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
 }
 
 use std::sync::{Arc, Mutex};
@@ -709,6 +711,7 @@ struct FakeState {
     watches: Arc<std::sync::atomic::AtomicUsize>,
     token: Arc<Mutex<Option<String>>>,
     refused: Arc<std::sync::atomic::AtomicUsize>,
+    objects: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
 }
 
 impl FakeState {
@@ -743,6 +746,26 @@ impl FakeState {
             return;
         }
         self.requests.lock().unwrap().push(first.clone());
+        let path = first
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.split('?').next())
+            .unwrap_or("")
+            .to_string();
+        let other = self.objects.lock().unwrap().get(&path).cloned();
+        if let Some(items) = other {
+            if first.contains("watch=1") {
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+                let _ = w.flush();
+                std::thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            let body = serde_json::json!({"metadata": {"resourceVersion": "7"}, "items": items})
+                .to_string();
+            let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+            let _ = w.flush();
+            return;
+        }
         if first.contains("watch=1") {
             let me = self.watches.fetch_add(1, SeqCst) + 1;
             let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -793,6 +816,7 @@ impl FakeApi {
             watches: Default::default(),
             token: Arc::new(Mutex::new(token.map(str::to_string))),
             refused: Default::default(),
+            objects: Default::default(),
         };
         let fake = FakeApi {
             addr,
@@ -801,6 +825,7 @@ impl FakeApi {
             watches: st.watches.clone(),
             token: st.token.clone(),
             refused: st.refused.clone(),
+            objects: st.objects.clone(),
         };
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
@@ -835,9 +860,20 @@ fn kubernetes_api_metadata_enriches_pod_targets() {
         serde_json::json!({"app.kubernetes.io/name": "shop-web", "team": "payments"}),
         serde_json::json!({}),
     )]);
+    {
+        let mut o = api.objects.lock().unwrap();
+        o.insert(
+            "/api/v1/namespaces".into(),
+            vec![serde_json::json!({"metadata": {"name": "shop", "labels": {"tier": "gold"}}})],
+        );
+        o.insert(
+            "/api/v1/nodes".into(),
+            vec![serde_json::json!({"metadata": {"name": "node-7", "labels": {"topology.kubernetes.io/zone": "eu-1a"}}})],
+        );
+    }
     let root = tmp.path().join("pods");
     let cfg = format!(
-        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_pods\n    root: {}\n    node_name: node-7\n    kubernetes_api: {{url: 'http://{}'}}\n    relabel_rules:\n      - {{regex: '__meta_kubernetes_pod_label_(team)', action: labelmap}}\n{FAST}",
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: kubernetes_pods\n    root: {}\n    node_name: node-7\n    kubernetes_api: {{url: 'http://{}', attach_metadata: {{namespace: true, node: true}}}}\n    relabel_rules:\n      - {{regex: '__meta_kubernetes_pod_label_(team)', action: labelmap}}\n      - {{source_labels: [__meta_kubernetes_namespace_label_tier], target_label: tier}}\n      - {{source_labels: [__meta_kubernetes_node_label_topology_kubernetes_io_zone], target_label: zone}}\n{FAST}",
         client_cfg(&server),
         root.display(),
         api.addr
@@ -845,6 +881,13 @@ fn kubernetes_api_metadata_enriches_pod_targets() {
     let agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
     wait_for("pod listed", || {
         agent.metric("silt_agent_kubernetes_pods_cached") >= 1.0
+    });
+    // Each watch starts after its list was applied.
+    wait_for("namespaces and node listed", || {
+        let reqs = api.requests.lock().unwrap();
+        ["/api/v1/namespaces", "/api/v1/nodes"]
+            .iter()
+            .all(|p| reqs.iter().any(|r| r.contains(p) && r.contains("watch=1")))
     });
     let d1 = root.join("shop_web-1_uid-1/nginx");
     std::fs::create_dir_all(&d1).unwrap();
@@ -860,6 +903,9 @@ fn kubernetes_api_metadata_enriches_pod_targets() {
     let l = &got[0].labels;
     assert_eq!(l.get("team").map(String::as_str), Some("payments"));
     assert_eq!(l.get("service_name").map(String::as_str), Some("shop-web"));
+    // attach_metadata: the namespace's and the node's labels.
+    assert_eq!(l.get("tier").map(String::as_str), Some("gold"));
+    assert_eq!(l.get("zone").map(String::as_str), Some("eu-1a"));
     assert_eq!(l.get("job").map(String::as_str), Some("shop/nginx"));
 
     // A pod created later arrives through the watch stream.
@@ -892,6 +938,38 @@ fn kubernetes_api_metadata_enriches_pod_targets() {
     assert_eq!(l.get("team").map(String::as_str), Some("search"));
     assert_eq!(l.get("job").map(String::as_str), Some("search/indexer"));
     assert_eq!(l.get("service_name").map(String::as_str), Some("indexer"));
+    // A static pod: its directory carries the config hash, not the mirror pod's uid.
+    let mirror = pod_json(
+        "mirror-uid",
+        "kube-system",
+        "etcd-node-7",
+        serde_json::json!({"team": "control-plane"}),
+        serde_json::json!({"kubernetes.io/config.hash": "0f3c9a"}),
+    );
+    api.events
+        .lock()
+        .unwrap()
+        .push(serde_json::json!({"type": "ADDED", "object": mirror}).to_string());
+    wait_for("mirror pod watched", || {
+        agent.metric("silt_agent_kubernetes_pods_cached") >= 3.0
+    });
+    let d3 = root.join("kube-system_etcd-node-7_0f3c9a/etcd");
+    std::fs::create_dir_all(&d3).unwrap();
+    append(
+        &d3.join("0.log"),
+        &[format!("{} stderr F static pod line", rfc3339_now())],
+    );
+    let got = wait_lines(
+        &server.addr,
+        r#"{namespace="kube-system"}"#,
+        &["static pod line".to_string()],
+    );
+    assert_eq!(
+        got[0].labels.get("team").map(String::as_str),
+        Some("control-plane"),
+        "{:?}",
+        got[0].labels
+    );
     // Node-scoped list and watch.
     let reqs = api.requests.lock().unwrap().clone();
     assert!(
@@ -901,7 +979,13 @@ fn kubernetes_api_metadata_enriches_pod_targets() {
     );
     assert!(
         reqs.iter()
+            .filter(|r| r.contains("/api/v1/pods"))
             .all(|r| r.contains("fieldSelector=spec.nodeName%3Dnode-7")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains("/api/v1/nodes") && r.contains("metadata.name%3Dnode-7")),
         "{reqs:?}"
     );
 }

@@ -109,33 +109,34 @@ fn manifests_dashboards_and_rules_pass_static_checks() {
     assert!(a.report["metrics"].as_array().unwrap().len() > 50);
 }
 
-/// The agent configs use in-cluster API access (`kubernetes_api: {}`, events without
-/// `url`). Until the agent in this tree accepts that, the rest of the config is checked
-/// with the kubectl-proxy URL filled in; the failure must be about the missing url only.
-fn with_proxy_url(text: &str) -> String {
-    text.replace(
-        "kubernetes_api: {}",
-        "kubernetes_api: {url: \"http://127.0.0.1:8001\"}",
-    )
-    .replace(
-        "- type: kubernetes_events\n",
-        "- type: kubernetes_events\n    url: http://127.0.0.1:8001\n",
-    )
-}
-
 #[test]
 fn configmap_configs_pass_the_binaries_checks() {
     let a = analysis();
     let dir = tempfile::tempdir().unwrap();
+    let sa_dir = dir.path().join("serviceaccount");
+    let pki = silt_testkit::pki(&dir.path().join("pki"));
+    std::fs::create_dir_all(&sa_dir).unwrap();
+    std::fs::copy(&pki.ca, sa_dir.join("ca.crt")).unwrap();
+    std::fs::write(sa_dir.join("token"), "token").unwrap();
+    std::fs::write(sa_dir.join("namespace"), "silt").unwrap();
     for c in a.report["configs"].as_array().unwrap() {
         let file = PathBuf::from(c["file"].as_str().unwrap());
-        let env: Vec<(String, String)> = c["env"]
+        let mut env: Vec<(String, String)> = c["env"]
             .as_object()
             .unwrap()
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
         let agent = c["binary"] == "agent";
+        if agent {
+            // What a pod gets: the API service env and a mounted service account.
+            env.push(("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into()));
+            env.push(("KUBERNETES_SERVICE_PORT".into(), "443".into()));
+            env.push((
+                "SILT_AGENT_SERVICE_ACCOUNT_DIR".into(),
+                sa_dir.display().to_string(),
+            ));
+        }
         let check = |path: &Path| {
             let mut cmd = if agent {
                 let mut cmd = Command::new(agent_bin());
@@ -154,29 +155,9 @@ fn configmap_configs_pass_the_binaries_checks() {
                 .unwrap()
         };
         let out = check(&file);
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        if out.status.success() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).unwrap();
-        let patched = with_proxy_url(&text);
-        assert!(
-            agent && patched != text && stderr.contains("missing field `url`"),
-            "{}: check failed:\n{}{stderr}",
-            c["where"],
-            String::from_utf8_lossy(&out.stdout)
-        );
-        eprintln!(
-            "note: {}: this silt-agent has no in-cluster API access yet ({}); checked with a kubectl-proxy url",
-            c["where"],
-            stderr.trim()
-        );
-        let tmp = dir.path().join(file.file_name().unwrap());
-        std::fs::write(&tmp, patched).unwrap();
-        let out = check(&tmp);
         assert!(
             out.status.success(),
-            "{} (with a url): check failed:\n{}{}",
+            "{}: check failed:\n{}{}",
             c["where"],
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)

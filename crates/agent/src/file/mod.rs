@@ -538,8 +538,15 @@ impl FileSource {
                     .get("__meta_kubernetes_pod_uid")
                     .cloned()
                     .unwrap_or_default();
-                if let Some(meta) = self.pods.as_ref().and_then(|c| c.get(&uid)) {
-                    meta.target_labels(&mut ls);
+                if let Some(c) = &self.pods {
+                    if let Some(meta) = c.get(&uid) {
+                        meta.target_labels(&mut ls);
+                    }
+                    let ns = ls
+                        .get("__meta_kubernetes_namespace")
+                        .cloned()
+                        .unwrap_or_default();
+                    c.context_labels(&ns, &mut ls);
                 }
             }
             Layout::Airflow => {
