@@ -67,22 +67,14 @@ pub async fn run(
                     arx,
                     shutdown.clone(),
                 )?;
-                threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("src-{name}"))
-                        .spawn(move || src.run())?,
-                );
+                threads.push(spawn_source(&name, move || src.run())?);
             }
             SourceConfig::LokiPush(p) => {
                 let buf = Arc::new(Buffer::open(data_dir.join("buffer").join(&name), p)?);
                 state.push = Some(buf.clone());
                 let src =
                     PushSource::new(i, p, name.clone(), buf, tx.clone(), arx, shutdown.clone())?;
-                threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("src-{name}"))
-                        .spawn(move || src.run())?,
-                );
+                threads.push(spawn_source(&name, move || src.run())?);
             }
             _ => {
                 let mut src = FileSource::new(
@@ -102,11 +94,7 @@ pub async fn run(
                         src = src.with_pod_cache(cache);
                     }
                 }
-                threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("src-{name}"))
-                        .spawn(move || src.run())?,
-                );
+                threads.push(spawn_source(&name, move || src.run())?);
             }
         }
     }
@@ -240,4 +228,14 @@ fn push_answer(
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
+}
+
+/// A source's reader thread, named after it.
+fn spawn_source(
+    name: &str,
+    run: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("src-{name}"))
+        .spawn(run)
 }

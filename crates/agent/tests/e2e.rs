@@ -908,67 +908,62 @@ fn kubernetes_api_metadata_enriches_pod_targets() {
     assert_eq!(l.get("zone").map(String::as_str), Some("eu-1a"));
     assert_eq!(l.get("job").map(String::as_str), Some("shop/nginx"));
 
-    // A pod created later arrives through the watch stream.
-    let added = pod_json(
-        "uid-2",
+    // A pod created later arrives through the watch stream; returns its line's labels.
+    let watched = |pod: serde_json::Value, dir: &str, ns: &str, line: &str, cached: f64| {
+        api.events
+            .lock()
+            .unwrap()
+            .push(serde_json::json!({"type": "ADDED", "object": pod}).to_string());
+        wait_for("pod watched", || {
+            agent.metric("silt_agent_kubernetes_pods_cached") >= cached
+        });
+        let d = root.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        append(
+            &d.join("0.log"),
+            &[format!("{} stderr F {line}", rfc3339_now())],
+        );
+        let got = wait_lines(
+            &server.addr,
+            &format!(r#"{{namespace="{ns}"}}"#),
+            &[line.to_string()],
+        );
+        got[0].labels.clone()
+    };
+    let l = watched(
+        pod_json(
+            "uid-2",
+            "search",
+            "idx-0",
+            serde_json::json!({"team": "search"}),
+            serde_json::json!({"k8s.grafana.com/logs.job": "search/indexer"}),
+        ),
+        "search_idx-0_uid-2/indexer",
         "search",
-        "idx-0",
-        serde_json::json!({"team": "search"}),
-        serde_json::json!({"k8s.grafana.com/logs.job": "search/indexer"}),
+        "watched pod line",
+        2.0,
     );
-    api.events
-        .lock()
-        .unwrap()
-        .push(serde_json::json!({"type": "ADDED", "object": added}).to_string());
-    wait_for("pod watched", || {
-        agent.metric("silt_agent_kubernetes_pods_cached") >= 2.0
-    });
-    let d2 = root.join("search_idx-0_uid-2/indexer");
-    std::fs::create_dir_all(&d2).unwrap();
-    append(
-        &d2.join("0.log"),
-        &[format!("{} stderr F watched pod line", rfc3339_now())],
-    );
-    let got = wait_lines(
-        &server.addr,
-        r#"{namespace="search"}"#,
-        &["watched pod line".to_string()],
-    );
-    let l = &got[0].labels;
     assert_eq!(l.get("team").map(String::as_str), Some("search"));
     assert_eq!(l.get("job").map(String::as_str), Some("search/indexer"));
     assert_eq!(l.get("service_name").map(String::as_str), Some("indexer"));
     // A static pod: its directory carries the config hash, not the mirror pod's uid.
-    let mirror = pod_json(
-        "mirror-uid",
+    let l = watched(
+        pod_json(
+            "mirror-uid",
+            "kube-system",
+            "etcd-node-7",
+            serde_json::json!({"team": "control-plane"}),
+            serde_json::json!({"kubernetes.io/config.hash": "0f3c9a"}),
+        ),
+        "kube-system_etcd-node-7_0f3c9a/etcd",
         "kube-system",
-        "etcd-node-7",
-        serde_json::json!({"team": "control-plane"}),
-        serde_json::json!({"kubernetes.io/config.hash": "0f3c9a"}),
-    );
-    api.events
-        .lock()
-        .unwrap()
-        .push(serde_json::json!({"type": "ADDED", "object": mirror}).to_string());
-    wait_for("mirror pod watched", || {
-        agent.metric("silt_agent_kubernetes_pods_cached") >= 3.0
-    });
-    let d3 = root.join("kube-system_etcd-node-7_0f3c9a/etcd");
-    std::fs::create_dir_all(&d3).unwrap();
-    append(
-        &d3.join("0.log"),
-        &[format!("{} stderr F static pod line", rfc3339_now())],
-    );
-    let got = wait_lines(
-        &server.addr,
-        r#"{namespace="kube-system"}"#,
-        &["static pod line".to_string()],
+        "static pod line",
+        3.0,
     );
     assert_eq!(
-        got[0].labels.get("team").map(String::as_str),
+        l.get("team").map(String::as_str),
         Some("control-plane"),
-        "{:?}",
-        got[0].labels
+        "{l:?}"
     );
     // Node-scoped list and watch.
     let reqs = api.requests.lock().unwrap().clone();

@@ -189,10 +189,15 @@ fn model_random_writes_rotations_truncations_and_restarts_deliver_exactly_once()
 }
 
 fn harness(tmp: &Path, extra: &str) -> (Harness, PathBuf) {
+    harness_glob(tmp, "*.log", &format!("discovery_period: 20ms\n{extra}"))
+}
+
+/// A `file` source over `<tmp>/logs/<glob>`.
+fn harness_glob(tmp: &Path, glob: &str, extra: &str) -> (Harness, PathBuf) {
     let logs = tmp.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let yaml = format!(
-        "type: file\ninclude: ['{}/*.log']\npoll_interval: 5ms\ndiscovery_period: 20ms\n{extra}",
+        "type: file\ninclude: ['{}/{glob}']\npoll_interval: 5ms\n{extra}",
         logs.display()
     );
     let h = Harness {
@@ -370,21 +375,8 @@ fn a_rotation_gzipped_while_stopped_is_finished_from_the_gz() {
 #[test]
 fn new_directories_and_files_are_found_without_waiting_for_discovery() {
     let tmp = tempfile::tempdir().unwrap();
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
     // The pods layout, with a discovery period no test would wait for.
-    let yaml = format!(
-        "type: file\ninclude: ['{}/*/*/*.log']\npoll_interval: 5ms\ndiscovery_period: 1h\n",
-        logs.display()
-    );
-    let mut h = Harness {
-        dir: tmp.path().to_path_buf(),
-        cfg: serde_yaml::from_str(&yaml).unwrap(),
-        shutdown: Arc::new(AtomicBool::new(false)),
-        thread: None,
-        client: None,
-        got: Default::default(),
-    };
+    let (mut h, logs) = harness_glob(tmp.path(), "*/*/*.log", "discovery_period: 1h\n");
     h.start();
     std::thread::sleep(Duration::from_millis(100));
     // A short-lived pod: directory, container directory and log appear after start-up.
