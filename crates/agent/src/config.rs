@@ -302,7 +302,7 @@ pub struct TailConfig {
     /// Skip files not modified for this long when first seen (not set = never skip).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub ignore_older_than: Option<Duration>,
-    /// Also tail files ending in `.gz`/`.tmp`/`.bz2`/`.zip` (off: rotated archives are ignored).
+    /// Also read matching `.gz` archives, once each (off: rotated archives are ignored).
     #[serde(default)]
     pub include_compressed: bool,
     /// Node name label for `kubernetes_pods` (default: env `NODE_NAME`, else `HOSTNAME`).

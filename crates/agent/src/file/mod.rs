@@ -72,6 +72,8 @@ pub struct FileSource {
     next_id: u64,
     first_scan: bool,
     restored: Vec<FileRecord>,
+    /// Archives (`.gz`) read and acknowledged to the end; dropped once they are deleted.
+    done: Vec<FileRecord>,
     out: Vec<Item>,
     /// A rotation was seen: scan now for the new file instead of at the next period.
     rediscover: bool,
@@ -108,6 +110,8 @@ struct Tailer {
     labels: Labels,
     metadata: Labels,
     state: State,
+    /// Reading a decompressed copy of a `.gz`: closed at its end whatever the path does.
+    archive: bool,
 }
 
 /// What the positions file will say about one file.
@@ -119,6 +123,8 @@ struct Committed {
     offset: u64,
     /// Set when the file is closed: the record goes once `offset` reaches it.
     final_offset: Option<u64>,
+    /// A decompressed `.gz` (`include_compressed`): kept as done once finished.
+    archive: bool,
 }
 
 fn fingerprint(f: &File, size: u64) -> (u64, u64) {
@@ -206,7 +212,8 @@ impl FileSource {
             committed: HashMap::new(),
             next_id: 1,
             first_scan: true,
-            restored,
+            restored: restored.iter().filter(|r| !r.done).cloned().collect(),
+            done: restored.into_iter().filter(|r| r.done).collect(),
             out: Vec::new(),
             rediscover: false,
             closing: Vec::new(),
@@ -244,6 +251,8 @@ impl FileSource {
     pub fn run(mut self) {
         let mut last_discovery: Option<Instant> = None;
         let mut last_sync = Instant::now();
+        // The series exists from the start, so dashboards and alerts see 0, not nothing.
+        self.report_lag();
         while !self.shutdown.load(Ordering::Relaxed) {
             self.drain_acks();
             if self.watch.as_mut().is_some_and(|w| w.changed()) {
@@ -321,7 +330,17 @@ impl FileSource {
             // truncation moved offsets back to 0).
             c.offset = a.offset;
             if c.final_offset == Some(c.offset) {
-                self.committed.remove(&a.unit);
+                if let Some(c) = self.committed.remove(&a.unit).filter(|c| c.archive) {
+                    self.done.push(FileRecord {
+                        path: c.path.to_string_lossy().into_owned(),
+                        dev: c.dev,
+                        inode: c.ino,
+                        fingerprint: c.fp.0,
+                        fp_len: c.fp.1,
+                        offset: c.offset,
+                        done: true,
+                    });
+                }
             }
         }
     }
@@ -357,8 +376,10 @@ impl FileSource {
                 fingerprint: c.fp.0,
                 fp_len: c.fp.1,
                 offset: c.offset,
+                done: false,
             })
             .collect();
+        recs.extend(self.done.iter().cloned());
         // Records not claimed yet (stopped before the first scan) must survive, or a quick
         // restart would forget every position.
         recs.extend(self.restored.iter().cloned());
@@ -381,13 +402,15 @@ impl FileSource {
         found.dedup();
         found.retain(|p| {
             !self.exclude.iter().any(|g| g.matches(p))
-                && (self.cfg.include_compressed || !is_compressed(p))
+                && (!is_compressed(p)
+                    || (self.cfg.include_compressed && p.extension().is_some_and(|e| e == "gz")))
         });
         found
     }
 
     fn discover(&mut self) {
         self.refresh_labels();
+        self.done.retain(|r| Path::new(&r.path).exists());
         let found = self.matched_paths();
         let found_set: HashSet<&PathBuf> = found.iter().collect();
         // Live files whose path vanished are drained; a changed identity is a rotation.
@@ -401,11 +424,23 @@ impl FileSource {
                 continue;
             };
             let (dev, ino) = (md.dev(), md.ino());
+            // Archives read to the end (acknowledged, or still waiting for it) stay closed.
+            if self.done.iter().any(|r| r.dev == dev && r.inode == ino)
+                || self
+                    .committed
+                    .values()
+                    .any(|c| c.archive && c.final_offset.is_some() && (c.dev, c.ino) == (dev, ino))
+            {
+                continue;
+            }
             if let Some(t) = self
                 .tailers
                 .iter_mut()
                 .find(|t| t.dev == dev && t.ino == ino)
             {
+                if t.archive {
+                    continue;
+                }
                 // Same file under a (possibly new) matched name: keep tailing it.
                 if t.state == State::Draining || t.path != *p {
                     t.path = p.clone();
@@ -461,7 +496,14 @@ impl FileSource {
                     continue;
                 }
                 tracing::info!(path = %p.display(), offset = r.offset, "finishing file rotated while stopped");
-                self.add_tailer(&p, f, &md, r.offset.min(md.len()), State::Draining);
+                self.add_tailer(
+                    &p,
+                    f,
+                    (md.dev(), md.ino()),
+                    r.offset.min(md.len()),
+                    State::Draining,
+                    false,
+                );
                 continue 'records;
             }
             // Rotated and then compressed while we were stopped (kubelet gzips older
@@ -493,33 +535,63 @@ impl FileSource {
             {
                 continue;
             }
-            let tmp_dir = self
-                .positions_path
-                .parent()
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            std::fs::create_dir_all(&tmp_dir)?;
-            let tmp = tmp_dir.join(format!(".{}-resume-{}.tmp", self.name, self.next_id));
-            let mut out = File::create(&tmp)?;
-            let copied = std::io::copy(
-                &mut flate2::read::MultiGzDecoder::new(File::open(&p)?),
-                &mut out,
-            );
-            let opened = File::open(&tmp);
-            // The open fd keeps the copy readable; nothing is left behind on disk.
-            let _ = std::fs::remove_file(&tmp);
-            let size = copied?;
-            let f = opened?;
+            let (f, size) = self.decompressed_copy(&p)?;
             if r.offset >= size {
                 return Ok(());
             }
             let md = f.metadata()?;
             tracing::info!(path = %p.display(), offset = r.offset, "finishing a rotation compressed while stopped");
             metrics().compressed_resumes.inc();
-            self.add_tailer(&p, f, &md, r.offset, State::Draining);
+            self.add_tailer(
+                &p,
+                f,
+                (md.dev(), md.ino()),
+                r.offset,
+                State::Draining,
+                false,
+            );
             return Ok(());
         }
         Ok(())
+    }
+
+    /// The decompressed content of a `.gz` in an unlinked temporary file (the open fd keeps
+    /// it readable; nothing is left on disk), and its size.
+    fn decompressed_copy(&self, p: &Path) -> std::io::Result<(File, u64)> {
+        let tmp_dir = self
+            .positions_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        std::fs::create_dir_all(&tmp_dir)?;
+        let tmp = tmp_dir.join(format!(".{}-gz-{}.tmp", self.name, self.next_id));
+        let mut out = File::create(&tmp)?;
+        let copied = std::io::copy(
+            &mut flate2::read::MultiGzDecoder::new(File::open(p)?),
+            &mut out,
+        );
+        let opened = File::open(&tmp);
+        let _ = std::fs::remove_file(&tmp);
+        Ok((opened?, copied?))
+    }
+
+    /// `include_compressed`: a `.gz` is read whole through a decompressed copy, resumed by
+    /// its stored offset, and remembered as done once acknowledged (Alloy's decompression).
+    fn open_archive(&mut self, p: &Path, md: &std::fs::Metadata) {
+        let (f, size) = match self.decompressed_copy(p) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(path = %p.display(), error = %e, "cannot decompress, skipping");
+                return;
+            }
+        };
+        let rec_pos = self.restored.iter().position(|r| {
+            r.dev == md.dev()
+                && r.inode == md.ino()
+                && fingerprint(&f, r.fp_len.min(size)) == (r.fingerprint, r.fp_len)
+        });
+        let start = rec_pos.map_or(0, |i| self.restored.swap_remove(i).offset.min(size));
+        self.add_tailer(p, f, (md.dev(), md.ino()), start, State::Draining, true);
     }
 
     fn target_labels(&self, path: &Path) -> Option<(Labels, Labels)> {
@@ -587,6 +659,9 @@ impl FileSource {
                 return;
             }
         }
+        if p.extension().is_some_and(|e| e == "gz") {
+            return self.open_archive(p, md);
+        }
         let Ok(f) = File::open(p) else {
             tracing::debug!(path = %p.display(), "cannot open, will retry");
             return;
@@ -615,26 +690,37 @@ impl FileSource {
             None if self.first_scan && self.cfg.tail_from_end => size,
             None => 0,
         };
-        self.add_tailer(p, f, md, start, State::Live);
+        self.add_tailer(p, f, (md.dev(), md.ino()), start, State::Live, false);
     }
 
-    fn add_tailer(&mut self, p: &Path, f: File, md: &std::fs::Metadata, start: u64, state: State) {
+    /// Tails `f` (identified by `(dev, ino)`, which for archives is the `.gz`'s, not the
+    /// decompressed copy's) from `start`.
+    fn add_tailer(
+        &mut self,
+        p: &Path,
+        f: File,
+        (dev, ino): (u64, u64),
+        start: u64,
+        state: State,
+        archive: bool,
+    ) {
         let Some((labels, metadata)) = self.target_labels(p) else {
             tracing::debug!(path = %p.display(), "dropped by relabel rules");
             return;
         };
         let id = self.next_id;
         self.next_id += 1;
-        let fp = fingerprint(&f, md.len());
+        let fp = fingerprint(&f, f.metadata().map(|m| m.len()).unwrap_or(0));
         self.committed.insert(
             id,
             Committed {
                 path: p.to_path_buf(),
-                dev: md.dev(),
-                ino: md.ino(),
+                dev,
+                ino,
                 fp,
                 offset: start,
                 final_offset: None,
+                archive,
             },
         );
         tracing::info!(source = %self.name, path = %p.display(), offset = start, "tailing");
@@ -643,8 +729,8 @@ impl FileSource {
             id,
             path: p.to_path_buf(),
             file: f,
-            dev: md.dev(),
-            ino: md.ino(),
+            dev,
+            ino,
             fp,
             offset: start,
             pending: Vec::new(),
@@ -657,6 +743,7 @@ impl FileSource {
             labels,
             metadata,
             state,
+            archive,
         });
     }
 

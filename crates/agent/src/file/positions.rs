@@ -18,6 +18,9 @@ pub struct FileRecord {
     pub fingerprint: u64,
     pub fp_len: u64,
     pub offset: u64,
+    /// A `.gz` read to its end and acknowledged: skipped while it exists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, Default)]
@@ -69,6 +72,7 @@ fn legacy_records(l: LegacyFile) -> Vec<FileRecord> {
             fingerprint: 0,
             fp_len: 0,
             offset,
+            done: false,
         })
         .collect()
 }
@@ -132,6 +136,7 @@ mod tests {
             fingerprint: 3,
             fp_len: 4,
             offset: 5,
+            done: false,
         };
         save(&p, std::slice::from_ref(&r)).unwrap();
         assert_eq!(load(&p), vec![r]);

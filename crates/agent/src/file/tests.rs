@@ -390,3 +390,58 @@ fn new_directories_and_files_are_found_without_waiting_for_discovery() {
     h.wait_received(3);
     h.stop();
 }
+
+#[test]
+fn include_compressed_reads_gz_archives_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, logs) = harness_glob(
+        tmp.path(),
+        "*.gz",
+        "discovery_period: 20ms\ninclude_compressed: true\n",
+    );
+    let gz = |name: &str, lines: &[&str]| {
+        let mut w = flate2::write::GzEncoder::new(
+            File::create(logs.join(name)).unwrap(),
+            flate2::Compression::default(),
+        );
+        for l in lines {
+            writeln!(w, "{l}").unwrap();
+        }
+        w.finish().unwrap();
+    };
+    gz("a.log.1.gz", &["one", "two", "three"]);
+    h.start();
+    h.wait_received(3);
+    std::thread::sleep(Duration::from_millis(200));
+    h.stop();
+    assert_eq!(*h.got.lock().unwrap(), vec!["one", "two", "three"]);
+    // Done archives are remembered across restarts; new ones are read.
+    h.got.lock().unwrap().clear();
+    gz("a.log.2.gz", &["four"]);
+    h.start();
+    h.wait_received(1);
+    std::thread::sleep(Duration::from_millis(300));
+    h.stop();
+    assert_eq!(*h.got.lock().unwrap(), vec!["four"]);
+    let positions = tmp.path().join("data/positions/file.yaml");
+    assert_eq!(
+        positions::load(&positions)
+            .iter()
+            .filter(|r| r.done)
+            .count(),
+        2
+    );
+    // Deleted archives leave the positions file.
+    std::fs::remove_file(logs.join("a.log.1.gz")).unwrap();
+    h.start();
+    std::thread::sleep(Duration::from_millis(300));
+    h.stop();
+    assert_eq!(
+        positions::load(&positions)
+            .iter()
+            .filter(|r| r.done)
+            .count(),
+        1
+    );
+    assert_eq!(*h.got.lock().unwrap(), vec!["four"]);
+}
