@@ -127,6 +127,20 @@ struct Committed {
     archive: bool,
 }
 
+impl Committed {
+    fn record(&self, done: bool) -> FileRecord {
+        FileRecord {
+            path: self.path.to_string_lossy().into_owned(),
+            dev: self.dev,
+            inode: self.ino,
+            fingerprint: self.fp.0,
+            fp_len: self.fp.1,
+            offset: self.offset,
+            done,
+        }
+    }
+}
+
 fn fingerprint(f: &File, size: u64) -> (u64, u64) {
     let n = size.min(FP_MAX);
     let mut buf = vec![0u8; n as usize];
@@ -331,15 +345,7 @@ impl FileSource {
             c.offset = a.offset;
             if c.final_offset == Some(c.offset) {
                 if let Some(c) = self.committed.remove(&a.unit).filter(|c| c.archive) {
-                    self.done.push(FileRecord {
-                        path: c.path.to_string_lossy().into_owned(),
-                        dev: c.dev,
-                        inode: c.ino,
-                        fingerprint: c.fp.0,
-                        fp_len: c.fp.1,
-                        offset: c.offset,
-                        done: true,
-                    });
+                    self.done.push(c.record(true));
                 }
             }
         }
@@ -366,19 +372,7 @@ impl FileSource {
     }
 
     fn save_positions(&self) {
-        let mut recs: Vec<FileRecord> = self
-            .committed
-            .values()
-            .map(|c| FileRecord {
-                path: c.path.to_string_lossy().into_owned(),
-                dev: c.dev,
-                inode: c.ino,
-                fingerprint: c.fp.0,
-                fp_len: c.fp.1,
-                offset: c.offset,
-                done: false,
-            })
-            .collect();
+        let mut recs: Vec<FileRecord> = self.committed.values().map(|c| c.record(false)).collect();
         recs.extend(self.done.iter().cloned());
         // Records not claimed yet (stopped before the first scan) must survive, or a quick
         // restart would forget every position.
