@@ -27,4 +27,6 @@ pub mod source;
 pub use error::{Error, Result};
 pub use logpipe::{EntryLabels, Pipeline, SampleExtractor};
 pub use result::{LogRow, QueryResult, Sample, Series, StreamResult};
-pub use source::{LinePredicate, LogSource, SelectRequest, StreamCursor};
+pub use source::{
+    Entries, EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor,
+};

@@ -42,13 +42,42 @@ impl std::fmt::Debug for LinePredicate {
     }
 }
 
+/// What a cursor yields when stepped.
+pub enum Step {
+    Entry(Entry),
+    /// Nothing comes earlier in the cursor's direction than this timestamp, and finding
+    /// out more means reading another part: the merge resumes the cursor only when it
+    /// reaches that point, so parts a limited query never needs are not read.
+    Bound(Timestamp),
+}
+
+/// A stream's entries in order; `step` may also report progress without an entry.
+pub trait EntryCursor: Iterator<Item = Result<Entry>> + Send {
+    /// The next entry, or a [`Step::Bound`] before reading further.
+    fn step(&mut self) -> Option<Result<Step>> {
+        self.next().map(|r| r.map(Step::Entry))
+    }
+}
+
+/// An iterator as a cursor that never reports bounds.
+pub struct Entries<I>(pub I);
+
+impl<I: Iterator<Item = Result<Entry>> + Send> Iterator for Entries<I> {
+    type Item = Result<Entry>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+}
+
+impl<I: Iterator<Item = Result<Entry>> + Send> EntryCursor for Entries<I> {}
+
 /// One matching stream and its entries.
 pub struct StreamCursor {
     /// Indexed labels of the stream.
     pub labels: Arc<Labels>,
     /// Entries within the requested range, ordered by `direction` (ties keep
     /// insertion order), with exact duplicates (same ts, line, metadata) removed.
-    pub entries: Box<dyn Iterator<Item = Result<Entry>> + Send>,
+    pub entries: Box<dyn EntryCursor>,
     /// No entry comes earlier in `direction` than this (the newest possible timestamp going
     /// backward, the oldest going forward), when the source knows it without reading. A
     /// limited log query then starts reading a stream only once the merge reaches it.
@@ -117,7 +146,7 @@ impl LogSource for MemorySource {
             out.push(StreamCursor {
                 labels: labels.clone(),
                 bound: sel.first().map(|e| e.ts),
-                entries: Box::new(sel.into_iter().map(Ok)),
+                entries: Box::new(Entries(sel.into_iter().map(Ok))),
             });
         }
         Ok(out)

@@ -5,7 +5,7 @@ use crate::segment::{self, SegmentMeta};
 use crate::{Error, Result, State, Store};
 use parking_lot::Mutex;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, Timestamp};
-use silt_query::{LinePredicate, LogSource, SelectRequest, StreamCursor};
+use silt_query::{EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fs::File;
@@ -327,13 +327,10 @@ impl LogSource for StoreSource {
                     .filter(|d| d.touches(&labels, req.start, req.end))
                     .cloned()
                     .collect();
-                let entries: Box<dyn Iterator<Item = _> + Send> = if ds.is_empty() {
+                let entries: Box<dyn EntryCursor> = if ds.is_empty() {
                     Box::new(cursor)
                 } else {
-                    Box::new(cursor.filter(move |e| {
-                        e.as_ref()
-                            .map_or(true, |e| !ds.iter().any(|d| d.deletes(e)))
-                    }))
+                    Box::new(Deleting { inner: cursor, ds })
                 };
                 StreamCursor {
                     labels,
@@ -364,6 +361,8 @@ struct MergeCursor {
     /// at the same nanosecond in the same stream to be taken for duplicates.
     emitted_at_ts: Vec<u64>,
     failed: bool,
+    /// The next part's bound was reported by `step`: the next call loads it.
+    bound_reported: bool,
 }
 
 impl MergeCursor {
@@ -386,6 +385,7 @@ impl MergeCursor {
             current_ts: Timestamp::MIN,
             emitted_at_ts: Vec::new(),
             failed: false,
+            bound_reported: false,
         }
     }
 
@@ -417,14 +417,24 @@ impl MergeCursor {
         Ok(())
     }
 
-    fn next_entry(&mut self) -> Result<Option<Entry>> {
+    /// The next entry; with `stepping`, a part's bound instead when only reading that part
+    /// could tell what comes next.
+    fn next_entry(&mut self, stepping: bool) -> Result<Option<Step>> {
         loop {
             // Load every part that could hold an entry before the current head of the merge.
             while let Some(p) = self.pending.last() {
-                let bound = self.key(if self.forward { p.min_ts } else { p.max_ts });
+                let ts = if self.forward { p.min_ts } else { p.max_ts };
+                let bound = self.key(ts);
                 match self.heap.peek() {
                     Some(Reverse((k, _))) if *k < bound => break,
-                    _ => self.load_next()?,
+                    None if stepping && !self.bound_reported => {
+                        self.bound_reported = true;
+                        return Ok(Some(Step::Bound(ts)));
+                    }
+                    _ => {
+                        self.bound_reported = false;
+                        self.load_next()?
+                    }
                 }
             }
             let Some(Reverse((_, i))) = self.heap.pop() else {
@@ -440,7 +450,7 @@ impl MergeCursor {
                 self.loaded[i] = Vec::new();
             }
             if !self.dedup {
-                return Ok(Some(e));
+                return Ok(Some(Step::Entry(e)));
             }
             if self.current_ts != e.ts {
                 self.current_ts = e.ts;
@@ -451,7 +461,20 @@ impl MergeCursor {
                 continue;
             }
             self.emitted_at_ts.push(id);
-            return Ok(Some(e));
+            return Ok(Some(Step::Entry(e)));
+        }
+    }
+
+    fn checked_step(&mut self, stepping: bool) -> Option<silt_query::Result<Step>> {
+        if self.failed {
+            return None;
+        }
+        match self.next_entry(stepping) {
+            Ok(s) => s.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(to_query_error(e)))
+            }
         }
     }
 }
@@ -460,14 +483,53 @@ impl Iterator for MergeCursor {
     type Item = silt_query::Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
+        loop {
+            match self.checked_step(false)? {
+                Ok(Step::Entry(e)) => return Some(Ok(e)),
+                Ok(Step::Bound(_)) => continue,
+                Err(e) => return Some(Err(e)),
+            }
         }
-        match self.next_entry() {
-            Ok(e) => e.map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(to_query_error(e)))
+    }
+}
+
+impl EntryCursor for MergeCursor {
+    fn step(&mut self) -> Option<silt_query::Result<Step>> {
+        self.checked_step(true)
+    }
+}
+
+/// A cursor without the entries pending deletes hide.
+struct Deleting {
+    inner: MergeCursor,
+    ds: Vec<Arc<crate::deletes::Compiled>>,
+}
+
+impl Deleting {
+    fn hidden(&self, e: &Entry) -> bool {
+        self.ds.iter().any(|d| d.deletes(e))
+    }
+}
+
+impl Iterator for Deleting {
+    type Item = silt_query::Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.inner.next()? {
+                Ok(e) if self.hidden(&e) => continue,
+                other => return Some(other),
+            }
+        }
+    }
+}
+
+impl EntryCursor for Deleting {
+    fn step(&mut self) -> Option<silt_query::Result<Step>> {
+        loop {
+            match self.inner.step()? {
+                Ok(Step::Entry(e)) if self.hidden(&e) => continue,
+                other => return Some(other),
             }
         }
     }

@@ -4,7 +4,7 @@
 use super::{Engine, QueryParams};
 use crate::logpipe::{EntryLabels, Pipeline};
 use crate::result::{LogRow, QueryResult, StreamResult};
-use crate::{Error, Result, SelectRequest, StreamCursor};
+use crate::{Error, Result, SelectRequest, Step, StreamCursor};
 use silt_logql::ast::LogExpr;
 use silt_model::{Direction, Entry, Labels};
 use std::cmp::Reverse;
@@ -73,6 +73,18 @@ fn merge(
 ) -> Result<Vec<LogRow>> {
     let forward = p.direction == Direction::Forward;
     let key = |ts: i64| if forward { ts } else { -ts };
+    let head = |s: Step, stream: usize| match s {
+        Step::Entry(e) => Head {
+            key: key(e.ts),
+            stream,
+            entry: Some(e),
+        },
+        Step::Bound(b) => Head {
+            key: key(b),
+            stream,
+            entry: None,
+        },
+    };
     let mut heap = BinaryHeap::new();
     for (i, c) in cursors.iter_mut().enumerate() {
         if let Some(b) = c.bound {
@@ -81,13 +93,8 @@ fn merge(
                 stream: i,
                 entry: None,
             }));
-        } else if let Some(e) = c.entries.next() {
-            let e = e?;
-            heap.push(Reverse(Head {
-                key: key(e.ts),
-                stream: i,
-                entry: Some(e),
-            }));
+        } else if let Some(s) = c.entries.step() {
+            heap.push(Reverse(head(s?, i)));
         }
     }
     let mut rows = Vec::new();
@@ -99,16 +106,8 @@ fn merge(
             engine.check_deadline()?;
         }
         let c = &mut cursors[h.stream];
-        let next = match c.entries.next() {
-            Some(n) => Some(n?),
-            None => None,
-        };
-        if let Some(next) = next {
-            heap.push(Reverse(Head {
-                key: key(next.ts),
-                stream: h.stream,
-                entry: Some(next),
-            }));
+        if let Some(s) = c.entries.step() {
+            heap.push(Reverse(head(s?, h.stream)));
         }
         // A bound reached: its first entry now takes its real place in the merge.
         let Some(e) = h.entry else {

@@ -456,10 +456,11 @@ impl crate::LogSource for Counting {
         let mut cs = self.inner.select(req)?;
         for c in &mut cs {
             let pulled = self.pulled.clone();
-            let inner = std::mem::replace(&mut c.entries, Box::new(std::iter::empty()));
-            c.entries = Box::new(inner.inspect(move |_| {
+            let inner =
+                std::mem::replace(&mut c.entries, Box::new(crate::Entries(std::iter::empty())));
+            c.entries = Box::new(crate::Entries(inner.inspect(move |_| {
                 pulled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }));
+            })));
         }
         Ok(cs)
     }
