@@ -612,45 +612,28 @@ fn sigterm_flushes_pending_batch_and_airflow_paths_get_labels() {
 fn bad_config_is_refused_with_the_key_named() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("bad.yaml");
-    std::fs::write(&p, "data_dir: /tmp/x\nclient: {url: http://h:1}\nsources: [{type: file, include: ['/a/*.log'], max_lin_size: 1}]\n").unwrap();
-    let out = Command::new(agent_bin())
-        .arg("--config")
-        .arg(&p)
-        .arg("--check")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("max_lin_size"));
-    std::fs::write(
-        &p,
+    // `--check` exits 2 and its message contains every needle.
+    let refused = |yaml: &str, needles: &[&str]| {
+        std::fs::write(&p, yaml).unwrap();
+        let out = Command::new(agent_bin())
+            .arg("--config")
+            .arg(&p)
+            .arg("--check")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(needles.iter().all(|n| err.contains(n)), "{err}");
+    };
+    refused("data_dir: /tmp/x\nclient: {url: http://h:1}\nsources: [{type: file, include: ['/a/*.log'], max_lin_size: 1}]\n", &["max_lin_size"]);
+    refused(
         "data_dir: /tmp/x\nclient: {url: '${SILT_AGENT_TEST_UNSET_VAR}'}\nsources: []\n",
-    )
-    .unwrap();
-    let out = Command::new(agent_bin())
-        .arg("--config")
-        .arg(&p)
-        .arg("--check")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("SILT_AGENT_TEST_UNSET_VAR"));
+        &["SILT_AGENT_TEST_UNSET_VAR"],
+    );
     // TLS/auth problems are found by --check too.
-    std::fs::write(
-        &p,
+    refused(
         "data_dir: /tmp/x\nclient: {url: 'https://h', tls_config: {ca_file: /nonexistent/ca.pem}}\nsources: [{type: file, include: ['/a/*.log']}]\n",
-    )
-    .unwrap();
-    let out = Command::new(agent_bin())
-        .arg("--config")
-        .arg(&p)
-        .arg("--check")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("client.tls_config.ca_file") && err.contains("/nonexistent/ca.pem"),
-        "{err}"
+        &["client.tls_config.ca_file", "/nonexistent/ca.pem"],
     );
     let out = Command::new(agent_bin())
         .args([

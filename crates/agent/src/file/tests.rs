@@ -61,6 +61,13 @@ impl Harness {
         }
     }
 
+    /// Waits for `n` lines, lets anything extra (a duplicate) arrive too, then stops.
+    fn finish(&mut self, n: usize) {
+        self.wait_received(n);
+        std::thread::sleep(Duration::from_millis(200));
+        self.stop();
+    }
+
     fn wait_received(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.got.lock().unwrap().len() < n {
@@ -242,9 +249,7 @@ fn tail_from_end_skips_old_content_but_reads_new_files_whole() {
     append_lines(&logs.join("old.log"), &["old-4"]);
     h.got.lock().unwrap().clear();
     h.start();
-    h.wait_received(1);
-    std::thread::sleep(Duration::from_millis(100));
-    h.stop();
+    h.finish(1);
     assert_eq!(*h.got.lock().unwrap(), vec!["old-4"]);
 }
 
@@ -268,9 +273,7 @@ fn over_long_lines_are_cut_and_the_next_line_survives() {
     );
     h.start();
     append_lines(&logs.join("a.log"), &[&long, "kept"]);
-    h.wait_received(1);
-    std::thread::sleep(Duration::from_millis(100));
-    h.stop();
+    h.finish(1);
     assert_eq!(*h.got.lock().unwrap(), vec!["kept"]);
 }
 
@@ -325,9 +328,7 @@ fn positions_stay_below_a_held_multiline_block() {
     std::fs::write(&positions, snapshot).unwrap();
     h.got.lock().unwrap().clear();
     h.start();
-    h.wait_received(1);
-    std::thread::sleep(Duration::from_millis(200));
-    h.stop();
+    h.finish(1);
     assert!(h
         .got
         .lock()
@@ -358,9 +359,7 @@ fn a_rotation_gzipped_while_stopped_is_finished_from_the_gz() {
     append_lines(&app, &["six"]);
     h.got.lock().unwrap().clear();
     h.start();
-    h.wait_received(3);
-    std::thread::sleep(Duration::from_millis(200));
-    h.stop();
+    h.finish(3);
     let mut got = h.got.lock().unwrap().clone();
     got.sort();
     assert_eq!(got, vec!["five", "four", "six"]);
@@ -411,17 +410,13 @@ fn include_compressed_reads_gz_archives_once() {
     };
     gz("a.log.1.gz", &["one", "two", "three"]);
     h.start();
-    h.wait_received(3);
-    std::thread::sleep(Duration::from_millis(200));
-    h.stop();
+    h.finish(3);
     assert_eq!(*h.got.lock().unwrap(), vec!["one", "two", "three"]);
     // Done archives are remembered across restarts; new ones are read.
     h.got.lock().unwrap().clear();
     gz("a.log.2.gz", &["four"]);
     h.start();
-    h.wait_received(1);
-    std::thread::sleep(Duration::from_millis(300));
-    h.stop();
+    h.finish(1);
     assert_eq!(*h.got.lock().unwrap(), vec!["four"]);
     let positions = tmp.path().join("data/positions/file.yaml");
     assert_eq!(
