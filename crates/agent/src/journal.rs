@@ -876,18 +876,48 @@ mod tests {
         );
     }
 
+    /// Writes `text` as an executable stand-in journalctl at `script` and runs a source on
+    /// it: its thread, its output, its ack sender and its stop flag.
+    fn run_with(
+        dir: &Path,
+        script: &Path,
+        text: &str,
+    ) -> (
+        std::thread::JoinHandle<()>,
+        mpsc::Receiver<Vec<Item>>,
+        std_mpsc::Sender<Ack>,
+        Arc<AtomicBool>,
+    ) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(script, text).unwrap();
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c = cfg(&format!("{{journalctl_path: {}}}", script.display()));
+        let (tx, rx) = mpsc::channel(8);
+        let (atx, arx) = std_mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = JournalSource::new(
+            0,
+            &c,
+            "j",
+            dir,
+            Duration::from_millis(10),
+            tx,
+            arx,
+            stop.clone(),
+        )
+        .unwrap();
+        (std::thread::spawn(move || s.run()), rx, atx, stop)
+    }
+
     /// A stand-in journalctl that prints one entry and a bad line, then fails: the source
     /// restarts it after the last entry read and commits only acknowledged cursors.
     #[test]
     fn journalctl_exits_are_restarted_after_the_last_read_cursor() {
-        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let args = d.path().join("args");
         let script = d.path().join("journalctl");
-        std::fs::write(
-            &script,
-            format!(
-                r#"#!/bin/sh
+        let script_text = format!(
+            r#"#!/bin/sh
 echo "$*" >> {a}
 [ "$1" = --version ] && exit 0
 n=$(wc -l < {a})
@@ -896,27 +926,9 @@ echo 'not json'
 echo 'boom' >&2
 exit 1
 "#,
-                a = args.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let c = cfg(&format!("{{journalctl_path: {}}}", script.display()));
-        let (tx, mut rx) = mpsc::channel(8);
-        let (atx, arx) = std_mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = JournalSource::new(
-            0,
-            &c,
-            "j",
-            d.path(),
-            Duration::from_millis(10),
-            tx,
-            arx,
-            stop.clone(),
-        )
-        .unwrap();
-        let t = std::thread::spawn(move || s.run());
+            a = args.display()
+        );
+        let (t, mut rx, atx, stop) = run_with(d.path(), &script, &script_text);
         let mut lines = Vec::new();
         while lines.len() < 2 {
             for it in rx.blocking_recv().unwrap() {
@@ -951,10 +963,11 @@ exit 1
     /// A stored cursor journalctl rejects would fail every restart: it is dropped.
     #[test]
     fn rejected_cursor_falls_back_to_max_age() {
-        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let script = d.path().join("journalctl");
-        std::fs::write(
+        save_cursor(&d.path().join("positions/j.yaml"), "garbage").unwrap();
+        let (t, mut rx, atx, stop) = run_with(
+            d.path(),
             &script,
             r#"#!/bin/sh
 [ "$1" = --version ] && exit 0
@@ -962,26 +975,7 @@ case "$*" in *--after-cursor=*) echo 'Failed to seek to cursor: Invalid argument
 echo '{"__CURSOR":"good","MESSAGE":"fresh"}'
 exec sleep 30
 "#,
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        save_cursor(&d.path().join("positions/j.yaml"), "garbage").unwrap();
-        let c = cfg(&format!("{{journalctl_path: {}}}", script.display()));
-        let (tx, mut rx) = mpsc::channel(8);
-        let (atx, arx) = std_mpsc::channel::<Ack>();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = JournalSource::new(
-            0,
-            &c,
-            "j",
-            d.path(),
-            Duration::from_millis(10),
-            tx,
-            arx,
-            stop.clone(),
-        )
-        .unwrap();
-        let t = std::thread::spawn(move || s.run());
+        );
         let got = rx.blocking_recv().unwrap();
         assert!(matches!(&got[0], Item::Record(r) if r.entry.line == "fresh"));
         stop.store(true, Ordering::Relaxed);
