@@ -1,7 +1,9 @@
 //! `silt`: the server and the command-line tools in one binary.
 
 use clap::{Args, Parser, Subcommand};
+use silt_server::config::LogFormat;
 use silt_server::Config;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,10 +118,13 @@ fn main() -> ExitCode {
             };
             let filter = tracing_subscriber::EnvFilter::try_new(&cfg.server.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt()
+            let fmt = tracing_subscriber::fmt()
                 .with_env_filter(filter)
-                .with_target(false)
-                .init();
+                .with_target(false);
+            match cfg.server.log_format {
+                LogFormat::Json => fmt.json().init(),
+                LogFormat::Text => fmt.with_ansi(std::io::stdout().is_terminal()).init(),
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("silt")

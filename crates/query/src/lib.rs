@@ -23,6 +23,7 @@ pub mod error;
 pub mod logpipe;
 pub mod result;
 pub mod source;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use logpipe::{EntryLabels, Pipeline, SampleExtractor};
@@ -30,3 +31,4 @@ pub use result::{LogRow, QueryResult, Sample, Series, StreamResult};
 pub use source::{
     Entries, EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor,
 };
+pub use stats::Stats;

@@ -1,6 +1,7 @@
 //! The data-source contract the engine reads through.
 
 use crate::Result;
+use crate::Stats;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, Timestamp};
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct SelectRequest<'a> {
     /// The query's leading line filters: a source may leave out entries whose line fails
     /// it (before building them), or return them anyway; the engine re-checks.
     pub line_filter: Option<LinePredicate>,
+    /// Where the source counts what it reads (lines, bytes, pages, slices).
+    pub stats: Arc<Stats>,
 }
 
 /// A shareable test on a line (the leading `|=`/`|~`/… stages of a pipeline).
@@ -84,10 +87,25 @@ pub struct StreamCursor {
     pub bound: Option<Timestamp>,
 }
 
+/// One stream's entry timestamps, ascending.
+pub type StreamTimestamps = (Arc<Labels>, Vec<Timestamp>);
+
 /// Anything the engine can query: storage, or an in-memory source in tests.
 pub trait LogSource: Send + Sync {
     /// Cursors for every stream matching the request.
     fn select(&self, req: &SelectRequest<'_>) -> Result<Vec<StreamCursor>>;
+
+    /// The timestamps of every matching stream's entries (those `select` would yield,
+    /// duplicates and deleted entries excluded), for counts that need nothing else; only
+    /// when no entry carries structured metadata named in `metadata`. `None`: the source
+    /// cannot tell without entries, and the engine uses `select`.
+    fn timestamps(
+        &self,
+        _req: &SelectRequest<'_>,
+        _metadata: &[String],
+    ) -> Result<Option<Vec<StreamTimestamps>>> {
+        Ok(None)
+    }
 }
 
 /// A `LogSource` over streams held in memory, for tests and small tools.
@@ -140,6 +158,7 @@ impl LogSource for MemorySource {
                 }
                 sel.push(e.clone());
             }
+            count_memory(&req.stats, &sel);
             if req.direction == Direction::Backward {
                 sel.reverse();
             }
@@ -151,4 +170,20 @@ impl LogSource for MemorySource {
         }
         Ok(out)
     }
+}
+
+/// Counts entries read from memory (a head or a test source) as processed.
+pub fn count_memory(stats: &Stats, entries: &[Entry]) {
+    let md: usize = entries
+        .iter()
+        .flat_map(|e| e.metadata.iter())
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    crate::stats::add(&stats.head_lines, entries.len() as u64);
+    crate::stats::add(
+        &stats.head_bytes,
+        entries.iter().map(|e| e.line.len() as u64).sum(),
+    );
+    crate::stats::add(&stats.head_metadata_bytes, md as u64);
+    crate::stats::add(&stats.chunks_ref, u64::from(!entries.is_empty()));
 }

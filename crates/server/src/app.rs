@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
+use crate::refusals::{log_refusals, Reason, RefusalLog};
 use crate::{delete, push, query};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -62,12 +63,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let reason = Reason(self.message.clone());
+        let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             self.message,
         )
-            .into_response()
+            .into_response();
+        resp.extensions_mut().insert(reason);
+        resp
     }
 }
 
@@ -158,6 +162,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/ready", get(ready))
         .route("/flush", post(flush))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(RefusalLog::new(state.cfg.auth_enabled)),
+            log_refusals,
+        ))
         .with_state(state)
 }
 

@@ -96,11 +96,24 @@ pub struct ServerConfig {
     pub listen: String,
     /// Log level filter (`info`, `debug`, `silt_storage=debug,info`…).
     pub log_level: String,
+    /// Log line format.
+    pub log_format: LogFormat,
     /// Time allowed for in-flight requests and the final flush on shutdown.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
     /// Serve HTTPS instead of HTTP (Loki's `http_tls_config`).
     pub tls: Option<TlsConfig>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Plain text (ANSI colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// TLS of the HTTP API.
@@ -355,6 +368,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "0.0.0.0:3100".into(),
             log_level: "info".into(),
+            log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(30),
             tls: None,
         }

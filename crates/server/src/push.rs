@@ -50,12 +50,15 @@ async fn handle(state: Arc<AppState>, headers: HeaderMap, body: Bytes, format: F
             } else {
                 e.status
             };
-            (
+            let mut resp = (
                 status,
                 [(header::CONTENT_TYPE, "application/octet-stream")],
                 silt_proto::encode_otlp_error(&e.message),
             )
-                .into_response()
+                .into_response();
+            resp.extensions_mut()
+                .insert(crate::refusals::Reason(e.message));
+            resp
         }
         Err(e) => e.into_response(),
     };

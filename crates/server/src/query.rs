@@ -115,7 +115,8 @@ async fn execute(
     };
     let source = StoreSource(state.store.clone());
     let categorize = run.categorize;
-    let result = tokio::task::spawn_blocking(move || -> silt_query::Result<QueryResult> {
+    let (result, queued, ran, read) = tokio::task::spawn_blocking(move || {
+        let queued = started.elapsed();
         let engine = Engine::new(&source, limits);
         let qp = QueryParams {
             tenant: &run.tenant,
@@ -129,7 +130,13 @@ async fn execute(
             instant: run.instant,
             categorize: run.categorize,
         };
-        engine.eval(&qp)
+        let result = engine.eval(&qp);
+        (
+            result,
+            queued,
+            started.elapsed() - queued,
+            engine.stats().clone(),
+        )
     })
     .await
     .map_err(|e| ApiError::new(500, format!("query failed: {e}")))?;
@@ -154,8 +161,10 @@ async fn execute(
         QueryResult::Scalar(..) => 1,
     };
     let stats = QueryStats {
-        exec_time: elapsed.as_secs_f64(),
+        exec_time: ran.as_secs_f64(),
+        queue_time: queued.as_secs_f64(),
         entries_returned: returned,
+        read,
     };
     Ok(json(encode::query_response(&result, categorize, &stats)))
 }

@@ -16,6 +16,7 @@
 
 mod catalog;
 pub mod codec;
+mod count;
 mod deletes;
 mod error;
 pub mod head;
@@ -23,6 +24,7 @@ mod ingest;
 mod lifecycle;
 mod objects;
 mod read;
+pub mod scan;
 pub mod segment;
 pub mod wal;
 
@@ -36,7 +38,8 @@ pub use read::{IndexStats, StoreSource};
 
 use head::Head;
 use parking_lot::{Mutex, RwLock};
-use segment::{FileMeta, SegmentMeta};
+use scan::FileMeta;
+use segment::SegmentMeta;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -311,7 +311,14 @@ impl Store {
                 let s = seg.clone();
                 let all: Vec<usize> = (0..seg.streams.len()).collect();
                 let rows = tokio::task::spawn_blocking(move || {
-                    store.read_segment(&s, &all, (Timestamp::MIN, Timestamp::MAX), true, None)
+                    store.read_segment(
+                        &s,
+                        &all,
+                        (Timestamp::MIN, Timestamp::MAX),
+                        true,
+                        None,
+                        &Default::default(),
+                    )
                 })
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;

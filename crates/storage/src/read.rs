@@ -1,14 +1,17 @@
 //! The read path: streams, labels and stats over head, frozen heads and segments.
 
 use crate::head::HeadStream;
-use crate::segment::{self, SegmentMeta};
+use crate::scan;
+use crate::segment::SegmentMeta;
 use crate::{Error, Result, State, Store};
 use parking_lot::Mutex;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, Timestamp};
+use silt_query::stats::{self, Stats};
 use silt_query::{EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Answer of `/index/stats`.
@@ -36,8 +39,10 @@ struct SegmentRead {
     meta: Arc<SegmentMeta>,
     wanted: Vec<usize>,
     range: (Timestamp, Timestamp),
-    lines: bool,
+    /// Set by the plan when a stream's parts overlap (see [`Store::plan`]).
+    lines: AtomicBool,
     filter: Option<LinePredicate>,
+    stats: Arc<Stats>,
     data: Mutex<Option<HashMap<usize, Vec<Entry>>>>,
 }
 
@@ -45,13 +50,18 @@ impl SegmentRead {
     fn take(&self, store: &Store, idx: usize) -> Result<Vec<Entry>> {
         let mut data = self.data.lock();
         if data.is_none() {
+            let started = std::time::Instant::now();
             *data = Some(store.read_segment(
                 &self.meta,
                 &self.wanted,
                 self.range,
-                self.lines,
+                self.lines.load(Ordering::Relaxed),
                 self.filter.as_ref(),
+                &self.stats,
             )?);
+            stats::add(&self.stats.segments, 1);
+            stats::add(&self.stats.chunks_downloaded, self.wanted.len() as u64);
+            stats::add(&self.stats.download_ns, started.elapsed().as_nanos() as u64);
         }
         Ok(data
             .as_mut()
@@ -73,7 +83,7 @@ fn matches_all(matchers: &[LabelMatcher], labels: &Labels) -> bool {
 impl Store {
     /// Calls `f` for every head stream (frozen heads, then the active one) of `tenant`
     /// matching `matchers` with data overlapping `[start, end)`. `st` is the held state lock.
-    fn for_each_head_stream(
+    pub(crate) fn for_each_head_stream(
         &self,
         st: &State,
         tenant: &str,
@@ -105,7 +115,7 @@ impl Store {
 
     /// Calls `f(segment, stream index, labels)` for every segment slice of `tenant`
     /// matching `matchers` with data overlapping `[start, end)`.
-    fn for_each_segment_stream(
+    pub(crate) fn for_each_segment_stream(
         st: &State,
         tenant: &str,
         matchers: &[LabelMatcher],
@@ -148,8 +158,9 @@ impl Store {
                     meta: meta.clone(),
                     wanted: Vec::new(),
                     range,
-                    lines: req.lines,
+                    lines: AtomicBool::new(req.lines),
                     filter: req.line_filter.clone(),
+                    stats: req.stats.clone(),
                     data: Mutex::new(None),
                 })
             });
@@ -157,6 +168,7 @@ impl Store {
                 r.wanted.push(*idx);
             }
         }
+        stats::add(&req.stats.chunks_ref, slices.len() as u64);
         for (meta, idx, labels) in slices {
             let s = &meta.streams[idx];
             out.entry(Arc::new(labels)).or_default().push(PartRef {
@@ -170,6 +182,7 @@ impl Store {
         }
         self.for_each_head_stream(&st, req.tenant, req.matchers, range, |labels, hs| {
             let mut entries = hs.range(req.start, req.end);
+            silt_query::source::count_memory(&req.stats, &entries);
             if let Some(f) = &req.line_filter {
                 entries.retain(|e| f.test(&e.line));
             }
@@ -182,17 +195,24 @@ impl Store {
                 });
             }
         });
+        // Exact duplicates across a stream's overlapping parts (a frozen head and its new
+        // segment, late entries) are recognised by line: read it even for counts.
+        for parts in out.values().filter(|p| p.len() > 1) {
+            let mut spans: Vec<_> = parts.iter().map(|p| (p.min_ts, p.max_ts)).collect();
+            spans.sort_unstable();
+            if spans.windows(2).any(|w| w[1].0 <= w[0].1) {
+                for p in parts {
+                    if let Part::Segment { read, .. } = &p.part {
+                        read.lines.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
         out
     }
 
-    pub(crate) fn read_segment(
-        &self,
-        meta: &SegmentMeta,
-        wanted: &[usize],
-        range: (Timestamp, Timestamp),
-        lines: bool,
-        filter: Option<&LinePredicate>,
-    ) -> Result<HashMap<usize, Vec<Entry>>> {
+    /// A local copy of a segment's file and its (cached) footer.
+    pub(crate) fn open_segment(&self, meta: &SegmentMeta) -> Result<(File, scan::FileMeta)> {
         let path = meta.data_path();
         let local = self.objects.local_file(&path, &self.rt)?;
         let file = match File::open(&local) {
@@ -207,12 +227,30 @@ impl Store {
         let fm = match cached {
             Some(m) => m,
             None => {
-                let m = segment::load_meta(&file)?;
+                let m = scan::load_meta(&file)?;
                 self.file_meta.lock().insert(path, m.clone());
                 m
             }
         };
-        segment::read_streams(file, &fm, meta, wanted, range, lines, filter)
+        Ok((file, fm))
+    }
+
+    pub(crate) fn read_segment(
+        &self,
+        meta: &SegmentMeta,
+        wanted: &[usize],
+        range: (Timestamp, Timestamp),
+        lines: bool,
+        filter: Option<&LinePredicate>,
+        stats: &Stats,
+    ) -> Result<HashMap<usize, Vec<Entry>>> {
+        let (file, fm) = self.open_segment(meta)?;
+        let slices = scan::Slices {
+            seg: meta,
+            wanted,
+            range,
+        };
+        scan::read_streams(file, &fm, slices, lines, filter, stats)
     }
 
     /// Streams of `tenant` matching `matchers` with data in `[start, end)` (head and segments).
@@ -302,14 +340,21 @@ impl Store {
 pub struct StoreSource(pub Arc<Store>);
 
 impl LogSource for StoreSource {
+    fn timestamps(
+        &self,
+        req: &SelectRequest<'_>,
+        metadata: &[String],
+    ) -> silt_query::Result<Option<Vec<silt_query::source::StreamTimestamps>>> {
+        self.0.timestamps(req, metadata).map_err(to_query_error)
+    }
+
     fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {
         // Pending deletes hide what they match; line filters need the lines.
         let deletes = self.0.tenant_deletes(req.tenant);
         let lines = req.lines || deletes.iter().any(|d| d.needs_lines());
         let plan = self.0.plan(&SelectRequest {
             lines,
-            line_filter: req.line_filter.clone(),
-            ..*req
+            ..req.clone()
         });
         let mut streams: Vec<_> = plan.into_iter().collect();
         streams.sort_by(|a, b| a.0.cmp(&b.0));
@@ -321,7 +366,8 @@ impl LogSource for StoreSource {
                 } else {
                     parts.iter().map(|p| p.max_ts.min(req.end - 1)).max()
                 };
-                let cursor = MergeCursor::new(self.0.clone(), parts, req.direction);
+                let cursor =
+                    MergeCursor::new(self.0.clone(), parts, req.direction, req.stats.clone());
                 let ds: Vec<_> = deletes
                     .iter()
                     .filter(|d| d.touches(&labels, req.start, req.end))
@@ -363,10 +409,11 @@ struct MergeCursor {
     failed: bool,
     /// The next part's bound was reported by `step`: the next call loads it.
     bound_reported: bool,
+    stats: Arc<Stats>,
 }
 
 impl MergeCursor {
-    fn new(store: Arc<Store>, mut parts: Vec<PartRef>, dir: Direction) -> Self {
+    fn new(store: Arc<Store>, mut parts: Vec<PartRef>, dir: Direction, stats: Arc<Stats>) -> Self {
         let forward = dir == Direction::Forward;
         let parts_total = parts.len();
         // Sort so the part reached first is last (popped first).
@@ -386,6 +433,7 @@ impl MergeCursor {
             emitted_at_ts: Vec::new(),
             failed: false,
             bound_reported: false,
+            stats,
         }
     }
 
@@ -458,6 +506,7 @@ impl MergeCursor {
             }
             let id = identity(&e);
             if self.emitted_at_ts.contains(&id) {
+                stats::add(&self.stats.duplicates, 1);
                 continue;
             }
             self.emitted_at_ts.push(id);

@@ -23,6 +23,7 @@ fn read_all(store: &Arc<Store>, tenant: &str, app: &str, dir: Direction) -> Vec<
         direction: dir,
         lines: true,
         line_filter: None,
+        stats: Default::default(),
     };
     let mut out = Vec::new();
     for c in StoreSource(store.clone()).select(&req).unwrap() {

@@ -48,7 +48,8 @@ impl Server {
             .arg(data_dir.join("data"))
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            // The server logs to stdout: kept beside the data for tests that read it.
+            .stdout(std::fs::File::create(data_dir.join("server.log")).expect("server.log"))
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start silt server");
@@ -73,6 +74,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("silt server not ready after 60s");
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
     /// Base URL.

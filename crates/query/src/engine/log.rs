@@ -27,7 +27,9 @@ pub(super) fn eval(engine: &Engine<'_>, l: &LogExpr, p: &QueryParams<'_>) -> Res
         lines: true,
         // An invalid filter is reported by the pipeline below, after the select.
         line_filter: crate::logpipe::line_prefilter(&l.pipeline).ok().flatten(),
+        stats: engine.stats().clone(),
     };
+    crate::stats::add(&engine.stats().splits, 1);
     let cursors = engine.source().select(&req)?;
     if cursors.is_empty() {
         return Ok(QueryResult::Streams(Vec::new()));
@@ -125,6 +127,7 @@ fn merge(
         let Some((line, labels)) = pipeline.process(e.ts, &e.line, labels) else {
             continue;
         };
+        crate::stats::add(&engine.stats().post_filter_lines, 1);
         last_kept.insert(h.stream, e.ts);
         rows.push(LogRow {
             ts: e.ts,

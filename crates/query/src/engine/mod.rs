@@ -74,6 +74,9 @@ pub struct QueryParams<'a> {
 pub struct Engine<'s> {
     source: &'s dyn LogSource,
     limits: Limits,
+    stats: std::sync::Arc<crate::Stats>,
+    /// Whether sources may answer counts without entries ([`LogSource::timestamps`]).
+    fast_paths: bool,
 }
 
 /// Series with one optional value per step of the grid.
@@ -100,7 +103,28 @@ pub(crate) struct Grid {
 impl<'s> Engine<'s> {
     /// An engine reading from `source`.
     pub fn new(source: &'s dyn LogSource, limits: Limits) -> Self {
-        Engine { source, limits }
+        Engine {
+            source,
+            limits,
+            stats: Default::default(),
+            fast_paths: true,
+        }
+    }
+
+    /// The same engine reading every answer from entries, never through a fast path:
+    /// tests compare both ways on the same data.
+    pub fn plain(mut self) -> Self {
+        self.fast_paths = false;
+        self
+    }
+
+    pub(crate) fn fast_paths(&self) -> bool {
+        self.fast_paths
+    }
+
+    /// What the queries evaluated so far read and kept.
+    pub fn stats(&self) -> &std::sync::Arc<crate::Stats> {
+        &self.stats
     }
 
     /// Evaluates a query.

@@ -179,9 +179,25 @@ fn eval_slice(
         line_filter: crate::logpipe::line_prefilter(&r.log.pipeline)
             .ok()
             .flatten(),
+        stats: engine.stats().clone(),
     };
-    let cursors = engine.source().select(&req)?;
+    crate::stats::add(&engine.stats().splits, 1);
     let mut by_series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+    if !count_timestamps(engine, r, &req, pushdown, &mut by_series)? {
+        extract(engine, r, &req, pushdown, &mut by_series)?;
+    }
+    finish(r, grid, by_series)
+}
+
+/// Samples of every entry the source yields, by series.
+fn extract(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    req: &SelectRequest<'_>,
+    pushdown: Option<&Grouping>,
+    by_series: &mut HashMap<Labels, Vec<(i64, f64)>>,
+) -> Result<()> {
+    let cursors = engine.source().select(req)?;
     if !cursors.is_empty() {
         let extractor = SampleExtractor::new(r)?;
         let mut n = 0u64;
@@ -194,6 +210,7 @@ fn eval_slice(
                 }
                 let labels = EntryLabels::new(c.labels.clone(), e.metadata);
                 if let Some((labels, v)) = extractor.extract(e.ts, &e.line, labels) {
+                    crate::stats::add(&engine.stats().post_filter_lines, 1);
                     let series = match r.grouping.as_ref().or(pushdown) {
                         None => labels.flatten(),
                         Some(g) if !g.without => labels.project(&g.labels),
@@ -218,6 +235,51 @@ fn eval_slice(
             }
         }
     }
+    Ok(())
+}
+
+/// Pipeline-less counts grouped by labels: one series per stream from its timestamps
+/// alone, when the source can give them (false: entries must be read instead).
+fn count_timestamps(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    req: &SelectRequest<'_>,
+    pushdown: Option<&Grouping>,
+    by_series: &mut HashMap<Labels, Vec<(i64, f64)>>,
+) -> Result<bool> {
+    let Some(g) = r.grouping.as_ref().or(pushdown).filter(|g| !g.without) else {
+        return Ok(false);
+    };
+    if !engine.fast_paths()
+        || !r.log.pipeline.is_empty()
+        || r.unwrap.is_some()
+        || !matches!(r.op, RangeOp::CountOverTime | RangeOp::Rate)
+    {
+        return Ok(false);
+    }
+    let Some(streams) = engine.source().timestamps(req, &g.labels)? else {
+        return Ok(false);
+    };
+    for (labels, ts) in streams {
+        crate::stats::add(&engine.stats().post_filter_lines, ts.len() as u64);
+        let series = EntryLabels::new(labels, Labels::new()).project(&g.labels);
+        if !by_series.contains_key(&series) && by_series.len() >= engine.limits().max_series {
+            return Err(series_limit(engine.limits().max_series));
+        }
+        by_series
+            .entry(series)
+            .or_default()
+            .extend(ts.into_iter().map(|t| (t, 1.0)));
+    }
+    Ok(true)
+}
+
+/// One value per step from each series' samples.
+fn finish(
+    r: &RangeAggregation,
+    grid: &Grid,
+    by_series: HashMap<Labels, Vec<(i64, f64)>>,
+) -> Result<StepMatrix> {
     if r.op == RangeOp::AbsentOverTime {
         return Ok(absent(r, grid, &by_series));
     }

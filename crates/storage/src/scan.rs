@@ -1,0 +1,483 @@
+//! Reading segments: the footer and page index, row selection by stream and time, and
+//! the decoded rows (as entries, or timestamps alone for counts).
+
+use crate::segment::{SegmentMeta, BATCH_ROWS};
+use crate::{Error, Result};
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use silt_model::{Entry, Labels, Timestamp};
+use silt_query::stats::{self, Stats};
+use silt_query::LinePredicate;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+
+/// Parsed footer of a segment file, cached between reads.
+pub type FileMeta = ArrowReaderMetadata;
+
+/// Loads the footer and page index of a local segment file.
+pub fn load_meta(file: &File) -> Result<FileMeta> {
+    Ok(ArrowReaderMetadata::load(
+        file,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
+    )?)
+}
+
+/// Row ranges (file-global, sorted, merged) of the `ts` pages whose min/max overlap
+/// `[start, end)`; `None` when the file has no usable page index.
+fn ts_page_ranges(
+    meta: &FileMeta,
+    (start, end): (Timestamp, Timestamp),
+) -> Option<Vec<(usize, usize)>> {
+    let md = meta.metadata();
+    let ts_col = md
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == "ts")?;
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut base = 0usize;
+    for rg in 0..md.num_row_groups() {
+        let rows = md.row_group(rg).num_rows() as usize;
+        let pi = md.page_index_for_row_group(rg);
+        let (Some(ColumnIndexMetaData::INT64(ci)), Some(oi)) =
+            (pi.column_index(ts_col), pi.offset_index(ts_col))
+        else {
+            return None;
+        };
+        let locs = oi.page_locations();
+        for (i, loc) in locs.iter().enumerate() {
+            let first = loc.first_row_index as usize;
+            let last = locs.get(i + 1).map_or(rows, |l| l.first_row_index as usize);
+            let hit = match (ci.min_value(i), ci.max_value(i)) {
+                (Some(&lo), Some(&hi)) => hi >= start && lo < end,
+                _ => true,
+            };
+            if !hit || last <= first {
+                continue;
+            }
+            let (a, b) = (base + first, base + last);
+            match out.last_mut() {
+                Some(prev) if prev.1 == a => prev.1 = b,
+                _ => out.push((a, b)),
+            }
+        }
+        base += rows;
+    }
+    Some(out)
+}
+
+/// Intersection of two sorted lists of disjoint half-open ranges.
+fn intersect(a: &[(usize, usize)], b: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let lo = a[i].0.max(b[j].0);
+        let hi = a[i].1.min(b[j].1);
+        if lo < hi {
+            out.push((lo, hi));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// What to read of a segment: some of its streams, within a time range.
+#[derive(Clone, Copy)]
+pub struct Slices<'a> {
+    /// The segment.
+    pub seg: &'a SegmentMeta,
+    /// Indexes into its stream table.
+    pub wanted: &'a [usize],
+    /// `[start, end)`, ns.
+    pub range: (Timestamp, Timestamp),
+}
+
+/// The rows of the wanted streams in the `ts` pages that overlap the range: as
+/// file-global row ranges and as a Parquet selection.
+fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, RowSelection) {
+    let Slices { seg, wanted, range } = *slices;
+    let total = meta.metadata().file_metadata().num_rows() as usize;
+    let mut ranges: Vec<(usize, usize)> = wanted
+        .iter()
+        .filter_map(|&i| seg.streams.get(i))
+        .map(|s| (s.first_row as usize, (s.first_row + s.rows) as usize))
+        .collect();
+    ranges.sort_unstable();
+    // Rows are sorted by stream then time: only the ts pages overlapping the time range
+    // can hold wanted rows, so a narrow range decodes a few pages, not whole streams.
+    if let Some(pages) = ts_page_ranges(meta, range) {
+        ranges = intersect(&ranges, &pages);
+    }
+    let mut sel = Vec::new();
+    let mut pos = 0;
+    for &(a, b) in &ranges {
+        let a = a.max(pos);
+        if b <= a {
+            continue;
+        }
+        if a > pos {
+            sel.push(RowSelector::skip(a - pos));
+        }
+        sel.push(RowSelector::select(b - a));
+        pos = b;
+    }
+    if total > pos {
+        sel.push(RowSelector::skip(total - pos));
+    }
+    (ranges, RowSelection::from(sel))
+}
+
+/// Timestamps alone of the rows with `start <= ts < end` of the `wanted` streams, each
+/// ascending: only the `stream` and `ts` columns are decoded (pipeline-less counts).
+pub fn read_timestamps(
+    file: File,
+    meta: &FileMeta,
+    slices: Slices<'_>,
+    stats: &Stats,
+) -> Result<HashMap<usize, Vec<Timestamp>>> {
+    let (ranges, sel) = select_rows(meta, &slices);
+    let (start, end) = slices.range;
+    count_pages(meta, &ranges, |c| c == "stream" || c == "ts", stats);
+    let schema = meta.schema();
+    let root = |name: &str| {
+        schema
+            .index_of(name)
+            .map_err(|_| Error::Corrupt(format!("segment lacks column {name}")))
+    };
+    let mask = ProjectionMask::roots(meta.parquet_schema(), [root("stream")?, root("ts")?]);
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+        .with_row_selection(sel)
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()?;
+    let mut out: HashMap<usize, Vec<Timestamp>> =
+        slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
+    let mut n = 0u64;
+    for batch in reader {
+        let batch = batch?;
+        let stream = col::<UInt32Array>(&batch, 0)?;
+        let ts = col::<Int64Array>(&batch, 1)?;
+        for (s, t) in stream.values().iter().zip(ts.values().iter()) {
+            if *t < start || *t >= end {
+                continue;
+            }
+            if let Some(dst) = out.get_mut(&(*s as usize)) {
+                dst.push(*t);
+                n += 1;
+            }
+        }
+    }
+    stats::add(&stats.decompressed_lines, n);
+    Ok(out)
+}
+
+/// Reads, in one pass over the file, the rows with `start <= ts < end` of the streams at
+/// `wanted` (indexes into the stream table), each in time order. Pages shared by
+/// neighbouring streams are decoded once; `lines: false` skips the line column (entries
+/// then have empty lines), which metric queries without a pipeline do not need. Rows
+/// whose line fails `filter` are skipped before an entry is built.
+pub fn read_streams(
+    file: File,
+    meta: &FileMeta,
+    slices: Slices<'_>,
+    lines: bool,
+    filter: Option<&LinePredicate>,
+    stats: &Stats,
+) -> Result<HashMap<usize, Vec<Entry>>> {
+    let (ranges, sel) = select_rows(meta, &slices);
+    let (start, end) = slices.range;
+    count_pages(meta, &ranges, |c| lines || c != "line", stats);
+    let schema = meta.schema().clone();
+    let roots: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| lines || schema.field(i).name() != "line")
+        .collect();
+    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+        .with_row_selection(sel)
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()?;
+    let mut out: HashMap<usize, Vec<Entry>> =
+        slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
+    let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
+    for batch in reader {
+        let batch = batch?;
+        let bs = batch.schema();
+        let idx = |name: &str| {
+            bs.index_of(name)
+                .map_err(|_| Error::Corrupt(format!("segment lacks column {name}")))
+        };
+        let stream = col::<UInt32Array>(&batch, idx("stream")?)?;
+        let ts = col::<Int64Array>(&batch, idx("ts")?)?;
+        let line = if lines {
+            Some(col::<StringArray>(&batch, idx("line")?)?)
+        } else {
+            None
+        };
+        let mds: Vec<(&StringArray, &str)> = bs
+            .fields()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.name().strip_prefix("md.").map(|k| (i, k)))
+            .map(|(i, k)| col::<StringArray>(&batch, i).map(|a| (a, k)))
+            .collect::<Result<_>>()?;
+        for r in 0..batch.num_rows() {
+            let t = ts.value(r);
+            if t < start || t >= end {
+                continue;
+            }
+            let Some(dst) = out.get_mut(&(stream.value(r) as usize)) else {
+                continue;
+            };
+            lines_read += 1;
+            if let Some(l) = line {
+                line_bytes += l.value_length(r) as u64;
+            }
+            if let (Some(f), Some(l)) = (filter, line) {
+                if !f.test(l.value(r)) {
+                    continue;
+                }
+            }
+            let mut md = Vec::new();
+            for (a, k) in &mds {
+                if a.is_null(r) {
+                    continue;
+                }
+                md_bytes += a.value_length(r) as u64;
+                if *k == "__rest" {
+                    let extra: BTreeMap<String, String> = serde_json::from_str(a.value(r))?;
+                    md.extend(extra);
+                } else {
+                    md_bytes += k.len() as u64;
+                    md.push((k.to_string(), a.value(r).to_string()));
+                }
+            }
+            dst.push(Entry {
+                ts: t,
+                line: line.map(|l| l.value(r).to_string()).unwrap_or_default(),
+                metadata: Labels::from_pairs(md),
+            });
+        }
+    }
+    stats::add(&stats.decompressed_lines, lines_read);
+    stats::add(&stats.decompressed_bytes, line_bytes);
+    stats::add(&stats.decompressed_metadata_bytes, md_bytes);
+    Ok(out)
+}
+
+/// Counts the pages (and their compressed bytes) of every projected column that the
+/// selected row ranges touch, from the offset index.
+fn count_pages(
+    meta: &FileMeta,
+    ranges: &[(usize, usize)],
+    read: impl Fn(&str) -> bool,
+    stats: &Stats,
+) {
+    let md = meta.metadata();
+    let columns: Vec<usize> = md
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| read(&c.path().string()))
+        .map(|(i, _)| i)
+        .collect();
+    let (mut pages, mut bytes) = (0u64, 0u64);
+    let mut base = 0usize;
+    for rg in 0..md.num_row_groups() {
+        let rows = md.row_group(rg).num_rows() as usize;
+        let pi = md.page_index_for_row_group(rg);
+        for &c in &columns {
+            let Some(oi) = pi.offset_index(c) else {
+                continue;
+            };
+            let locs = oi.page_locations();
+            for (i, loc) in locs.iter().enumerate() {
+                let first = base + loc.first_row_index as usize;
+                let last = base + locs.get(i + 1).map_or(rows, |l| l.first_row_index as usize);
+                if ranges.iter().any(|&(a, b)| a < last && first < b) {
+                    pages += 1;
+                    bytes += loc.compressed_page_size as u64;
+                }
+            }
+        }
+        base += rows;
+    }
+    stats::add(&stats.pages, pages);
+    stats::add(&stats.compressed_bytes, bytes);
+}
+
+fn col<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| Error::Corrupt(format!("segment column {i} has an unexpected type")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::Head;
+    use crate::segment::encode;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    #[test]
+    fn write_then_read_each_stream() {
+        let mut head = Head::default();
+        let a = Labels::from_pairs([("app", "a")]);
+        let b = Labels::from_pairs([("app", "b")]);
+        let mk = |ts: i64, line: &str, md: &[(&str, &str)]| Entry {
+            ts,
+            line: line.into(),
+            metadata: Labels::from_pairs(md.iter().copied()),
+        };
+        head.append(
+            "t",
+            vec![
+                (
+                    b.clone(),
+                    vec![mk(3, "b3", &[("detected_level", "info")]), mk(1, "b1", &[])],
+                ),
+                (
+                    a.clone(),
+                    (0..20_000)
+                        .map(|i| mk(i, &format!("a{i}"), &[("trace_id", "x")]))
+                        .collect(),
+                ),
+            ],
+            0,
+        );
+        let th = head.tenants.get_mut("t").unwrap();
+        let (bytes, meta) = encode("t", "s1", th, 9, 3).unwrap();
+        assert_eq!(meta.rows, 20_002);
+        assert_eq!(meta.streams[0].labels, a.as_slice());
+        assert_eq!((meta.min_ts, meta.max_ts, meta.wal_through), (0, 19_999, 9));
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes).unwrap();
+        let fm = load_meta(f.as_file()).unwrap();
+        let got = read_streams(
+            f.reopen().unwrap(),
+            &fm,
+            Slices {
+                seg: &meta,
+                wanted: &[1],
+                range: (0, 10),
+            },
+            true,
+            None,
+            &Stats::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            got[&1],
+            vec![mk(1, "b1", &[]), mk(3, "b3", &[("detected_level", "info")])]
+        );
+        let got = read_streams(
+            f.reopen().unwrap(),
+            &fm,
+            Slices {
+                seg: &meta,
+                wanted: &[0, 1],
+                range: (2, 105),
+            },
+            false,
+            None,
+            &Stats::default(),
+        )
+        .unwrap();
+        let ts: Vec<i64> = got[&0].iter().map(|e| e.ts).collect();
+        assert_eq!(ts, (2..105).collect::<Vec<_>>());
+        assert_eq!(got[&0][0].metadata.get("trace_id"), Some("x"));
+        assert_eq!(got[&0][0].line, "", "lines are not read when not asked for");
+        assert_eq!(got[&1].len(), 1);
+    }
+
+    #[test]
+    fn narrow_time_ranges_read_only_what_they_ask_for() {
+        let mut head = Head::default();
+        let mk = |ts: i64| Entry {
+            ts,
+            line: format!("l{ts}"),
+            metadata: Labels::new(),
+        };
+        let streams = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                (
+                    Labels::from_pairs([("app", *n)]),
+                    (0..60_000).map(mk).collect(),
+                )
+            })
+            .collect();
+        head.append("t", streams, 0);
+        let th = head.tenants.get_mut("t").unwrap();
+        let (bytes, meta) = encode("t", "s1", th, 1, 1).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes).unwrap();
+        let fm = load_meta(f.as_file()).unwrap();
+        let pruned: usize = ts_page_ranges(&fm, (0, 1))
+            .unwrap()
+            .iter()
+            .map(|(a, b)| b - a)
+            .sum();
+        assert!(pruned < 90_000, "{pruned} of 180000 rows selected");
+        for (lo, hi) in [(0, 1), (19_990, 20_030), (45_000, 45_001), (59_999, 70_000)] {
+            let got = read_streams(
+                f.reopen().unwrap(),
+                &fm,
+                Slices {
+                    seg: &meta,
+                    wanted: &[0, 2],
+                    range: (lo, hi),
+                },
+                true,
+                None,
+                &Stats::default(),
+            )
+            .unwrap();
+            for s in [0, 2] {
+                let ts: Vec<i64> = got[&s].iter().map(|e| e.ts).collect();
+                assert_eq!(ts, (lo..hi.min(60_000)).collect::<Vec<_>>(), "[{lo},{hi})");
+            }
+            assert_eq!(got[&2][0].line, format!("l{lo}"));
+        }
+        let stats = Stats::default();
+        let only_7s = LinePredicate(Arc::new(|l: &str| l.ends_with('7')));
+        let got = read_streams(
+            f.reopen().unwrap(),
+            &fm,
+            Slices {
+                seg: &meta,
+                wanted: &[1],
+                range: (0, 100),
+            },
+            true,
+            Some(&only_7s),
+            &stats,
+        )
+        .unwrap();
+        let ts: Vec<i64> = got[&1].iter().map(|e| e.ts).collect();
+        assert_eq!(ts, (0..100).filter(|t| t % 10 == 7).collect::<Vec<_>>());
+        // Every row in range is processed, whether or not the filter keeps it; only the
+        // pages holding those rows are read.
+        assert_eq!(Stats::get(&stats.decompressed_lines), 100);
+        let bytes: usize = (0..100).map(|t| format!("l{t}").len()).sum();
+        assert_eq!(Stats::get(&stats.decompressed_bytes), bytes as u64);
+        let pages = Stats::get(&stats.pages);
+        assert!((3..20).contains(&pages), "{pages} pages read for 100 rows");
+        assert!(Stats::get(&stats.compressed_bytes) > 0);
+    }
+}
