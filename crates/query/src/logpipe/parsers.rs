@@ -152,7 +152,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 err.get_or_insert((
                     out.len(),
                     format!(
-                        "logfmt syntax error at pos {}: unexpected '{}'",
+                        "logfmt syntax error at pos {} : unexpected '{}'",
                         i + 1,
                         b[i] as char
                     ),
@@ -169,7 +169,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 {
                     err.get_or_insert((
                         out.len(),
-                        format!("logfmt syntax error at pos {}: unexpected '\"'", i + 1),
+                        format!("logfmt syntax error at pos {} : unexpected '\"'", i + 1),
                     ));
                     // Skip the malformed pair; non-strict parsing goes on after it.
                     while i < b.len() && b[i] > b' ' {
@@ -217,7 +217,11 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 {
                     err.get_or_insert((
                         out.len(),
-                        "logfmt syntax error: unterminated quoted value".into(),
+                        // go-logfmt reports it at the end of the line.
+                        format!(
+                            "logfmt syntax error at pos {} : unterminated quoted value",
+                            b.len() + 1
+                        ),
                     ));
                     // Skip the malformed pair; non-strict parsing goes on after it.
                     while i < b.len() && b[i] > b' ' {
@@ -243,7 +247,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                         err.get_or_insert((
                             out.len(),
                             format!(
-                                "logfmt syntax error at pos {}: unexpected '{}'",
+                                "logfmt syntax error at pos {} : unexpected '{}'",
                                 i + 1,
                                 b[i] as char
                             ),
@@ -347,6 +351,37 @@ mod tests {
         logfmt("k=\"a\\é\\\"b\" z=1", false, false, &[], &mut l);
         assert_eq!(l.parsed.get("k"), Some("aé\"b"));
         assert_eq!(l.parsed.get("z"), Some("1"));
+    }
+
+    #[test]
+    fn logfmt_strict_error_details_match_loki() {
+        // (loki) TestLogfmtParser_parse wantStrict; go-logfmt's SyntaxError text.
+        for (line, want) in [
+            (
+                "foobar====wqe=sdad1r",
+                "logfmt syntax error at pos 8 : unexpected '='",
+            ),
+            (
+                r#"foo="foo bar" =notkey bar=10ms"#,
+                "logfmt syntax error at pos 15 : unexpected '='",
+            ),
+            (
+                r#"foo="foo bar" bu"zz=10ms"#,
+                r#"logfmt syntax error at pos 17 : unexpected '"'"#,
+            ),
+            (
+                "bar=bu=zz foo=x",
+                "logfmt syntax error at pos 7 : unexpected '='",
+            ),
+            (
+                r#"a=1 b="x"#,
+                "logfmt syntax error at pos 9 : unterminated quoted value",
+            ),
+        ] {
+            let mut l = labels();
+            logfmt(line, true, false, &[], &mut l);
+            assert_eq!(l.parsed.get("__error_details__"), Some(want), "{line}");
+        }
     }
 
     #[test]
