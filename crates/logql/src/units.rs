@@ -245,6 +245,13 @@ pub(crate) fn go_float_f(v: f64) -> String {
     }
 }
 
+/// The value a bytes label filter has once Loki's query frontend has printed the query
+/// (`BytesLabelFilter.String()`, pkg/logql/log/label_filter.go: `humanize.Bytes`, spaces
+/// removed) and its querier parsed the text again: `5KiB` (5120) becomes `5.1kB`, 5100.
+pub fn loki_bytes_roundtrip(v: u64) -> u64 {
+    parse_bytes(&humanize_bytes(v)).unwrap_or(v)
+}
+
 /// `humanize.Bytes` without the space (`5.1kB`, `20MB`), as Loki prints bytes filters.
 pub(crate) fn humanize_bytes(v: u64) -> String {
     if v < 10 {
@@ -321,6 +328,27 @@ mod tests {
         assert_eq!(parse_bytes("1Q"), None);
         assert_eq!(humanize_bytes(5120), "5.1kB");
         assert_eq!(humanize_bytes(20_000_000), "20MB");
+        // What the frontend's print-and-reparse leaves of each literal.
+        for (lit, want) in [
+            ("5KiB", 5100),
+            ("1KiB", 1000),
+            ("1MB", 1_000_000),
+            ("1MiB", 1_000_000),
+            ("1.5KB", 1500),
+            ("1536B", 1500),
+            ("1025B", 1000),
+            ("10KiB", 10_000),
+            ("100B", 100),
+            ("3kB", 3000),
+            ("9B", 9),
+            ("2GiB", 2_100_000_000),
+        ] {
+            assert_eq!(
+                loki_bytes_roundtrip(parse_bytes(lit).unwrap()),
+                want,
+                "{lit}"
+            );
+        }
     }
 
     #[test]

@@ -118,6 +118,16 @@ fn default_width_cases() {
         (r#"{app="foo"} | json a, b="c.d""#, r#"{app="foo"} | json a="a",b="c.d""#),
         (r#"{app="foo"} | status>=500 and method="GET""#, r#"{app="foo"} | ( status>=500 , method="GET" )"#),
         (r#"{app="foo"} | d > 1s or size < 2KB"#, r#"{app="foo"} | ( d>1s or size<2.0kB )"#),
+        // BytesLabelFilter.String(): humanize.Bytes, decimal units, spaces removed.
+        (r#"{app="foo"} | size > 5KiB"#, r#"{app="foo"} | size>5.1kB"#),
+        (r#"{app="foo"} | size > 1MB"#, r#"{app="foo"} | size>1.0MB"#),
+        (r#"{app="foo"} | size > 1.5KB"#, r#"{app="foo"} | size>1.5kB"#),
+        (r#"{app="foo"} | size > 100B"#, r#"{app="foo"} | size>100B"#),
+        (r#"{app="foo"} | size > 10KiB"#, r#"{app="foo"} | size>10kB"#),
+        // DurationLabelFilter.String(): Go's time.Duration, which re-parses exactly.
+        (r#"{app="foo"} | latency > 1m30s"#, r#"{app="foo"} | latency>1m30s"#),
+        (r#"{app="foo"} | latency >= 90s"#, r#"{app="foo"} | latency>=1m30s"#),
+        (r#"{app="foo"} | latency < 1.5ms"#, r#"{app="foo"} | latency<1.5ms"#),
         (r#"{app="foo"} | drop a, b="c" | keep d"#, r#"{app="foo"} | drop a,b="c" | keep d"#),
         (r#"{app="foo"} | label_format a=b, c="{{.d}}""#, r#"{app="foo"} | label_format a=b,c="{{.d}}""#),
         (r#"{app="foo"} | regexp "(?P<a>.)" | unpack | decolorize"#, r#"{app="foo"} | regexp "(?P<a>.)" | unpack | decolorize"#),

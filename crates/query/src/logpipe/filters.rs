@@ -265,7 +265,9 @@ impl LabelFilter {
                 LabelFilter::Duration(name.clone(), *op, *value)
             }
             LabelFilterExpr::Bytes { name, op, value } => {
-                LabelFilter::Bytes(name.clone(), *op, *value as f64)
+                // Loki compares with the literal its frontend re-parsed (`5KiB` → 5100).
+                let v = silt_logql::units::loki_bytes_roundtrip(*value);
+                LabelFilter::Bytes(name.clone(), *op, v as f64)
             }
             LabelFilterExpr::Ip {
                 name,

@@ -1,7 +1,9 @@
 //! Log pipelines: the per-entry stages of LogQL, and sample extraction for metric queries.
 
 mod filters;
-mod json;
+mod json_stage;
+mod jsoneachkey;
+mod jsonparser;
 mod labels;
 mod parsers;
 mod template;
@@ -10,7 +12,6 @@ pub use labels::EntryLabels;
 
 use crate::{Error, Result};
 use filters::{parse_bytes, parse_go_duration, CompiledLineFilter, LabelFilter};
-use parsers::PathPart;
 use regex::Regex;
 use silt_logql::ast::{LabelFormat, LabelSelection, RangeAggregation, RangeOp, Stage, UnwrapConv};
 use silt_logql::pattern::Pattern;
@@ -21,7 +22,8 @@ use template::{Ctx, Template};
 #[derive(Debug)]
 enum Compiled {
     Line(CompiledLineFilter),
-    Json(Vec<(String, Vec<PathPart>)>),
+    /// `(label, path in jsonparser form)`; no params means `| json` on every field.
+    Json(Vec<(String, Vec<String>)>),
     Logfmt {
         strict: bool,
         keep_empty: bool,
@@ -84,7 +86,7 @@ impl Pipeline {
                         .iter()
                         .map(|(n, p)| {
                             parsers::parse_path(p)
-                                .map(|p| (n.clone(), p))
+                                .map(|p| (n.clone(), parsers::path_strings(&p)))
                                 .map_err(invalid)
                         })
                         .collect::<Result<_>>()?,
@@ -145,7 +147,10 @@ impl Pipeline {
                         return None;
                     }
                 }
-                Compiled::Json(params) => parsers::json_stage(cur, params, &mut labels),
+                Compiled::Json(params) if params.is_empty() => {
+                    json_stage::json_all(cur, &mut labels)
+                }
+                Compiled::Json(params) => json_stage::json_expr(cur, params, &mut labels),
                 Compiled::Logfmt {
                     strict,
                     keep_empty,
@@ -154,7 +159,7 @@ impl Pipeline {
                 Compiled::Regexp(re) => parsers::regexp(cur, re, &mut labels),
                 Compiled::Pattern(p) => parsers::pattern(cur, p, &mut labels),
                 Compiled::Unpack => {
-                    if let Some(entry) = parsers::unpack(cur, &mut labels) {
+                    if let Some(entry) = json_stage::unpack(cur, &mut labels) {
                         owned = Some(entry);
                     }
                 }
@@ -338,5 +343,7 @@ impl SampleExtractor {
     }
 }
 
+#[cfg(test)]
+mod json_tests;
 #[cfg(test)]
 mod tests;

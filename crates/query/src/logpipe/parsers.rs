@@ -1,6 +1,6 @@
-//! Parser stages: `json`, `logfmt`, `regexp`, `pattern`, `unpack`.
+//! Parser stages `logfmt`, `regexp`, `pattern`, label naming, and json path syntax (the
+//! json stages are in `json_stage`).
 
-use super::json::{self, Json};
 use super::EntryLabels;
 use regex::Regex;
 use silt_logql::pattern::Pattern;
@@ -54,82 +54,6 @@ pub fn add_parsed(labels: &mut EntryLabels, key: &str, value: &str) {
         }
     } else if !labels.parsed.contains(key) {
         labels.parsed.set(key, value);
-    }
-}
-
-fn scalar_text(v: &Json) -> Option<String> {
-    match v {
-        Json::Str(s) => Some(s.clone()),
-        Json::Number(n) => Some(n.clone()),
-        Json::Bool(b) => Some(b.to_string()),
-        Json::Null | Json::Array(_) | Json::Object(_) => None,
-    }
-}
-
-/// The tree-based flattening `json::flatten_object` replaces; kept as its test oracle.
-#[cfg(test)]
-fn flatten(prefix: &str, v: &Json, labels: &mut EntryLabels) {
-    match v {
-        Json::Object(o) => {
-            for (k, v) in o {
-                let k = sanitize(k);
-                let key = if prefix.is_empty() {
-                    k
-                } else {
-                    format!("{prefix}_{k}")
-                };
-                flatten(&key, v, labels);
-            }
-        }
-        other => {
-            if let Some(t) = scalar_text(other) {
-                add_parsed(labels, prefix, &t);
-            }
-        }
-    }
-}
-
-/// `| json` (all fields) or `| json a="path", …`.
-pub fn json_stage(line: &str, params: &[(String, Vec<PathPart>)], labels: &mut EntryLabels) {
-    if params.is_empty() {
-        match json::flatten_object(line, sanitize_into) {
-            Some(Ok(fields)) => {
-                for (k, v) in &fields {
-                    add_parsed(labels, k, v);
-                }
-                return;
-            }
-            Some(Err(e)) => {
-                labels.set_error("JSONParserErr", &e);
-                return;
-            }
-            None => {}
-        }
-    }
-    let doc = match json::parse(line) {
-        Ok(d @ Json::Object(_)) => d,
-        Ok(_) => {
-            labels.set_error(
-                "JSONParserErr",
-                "Value looks like object, but can't find closing '}' symbol",
-            );
-            return;
-        }
-        Err(e) => {
-            labels.set_error("JSONParserErr", &e);
-            return;
-        }
-    };
-    for (name, path) in params {
-        if let Some(v) = lookup(&doc, path) {
-            let text = match v {
-                Json::Object(_) | Json::Array(_) => Some(v.to_text()),
-                other => scalar_text(other),
-            };
-            if let Some(t) = text {
-                add_parsed(labels, name, &t);
-            }
-        }
     }
 }
 
@@ -192,48 +116,14 @@ pub fn parse_path(expr: &str) -> Result<Vec<PathPart>, String> {
     Ok(out)
 }
 
-fn lookup<'a>(doc: &'a Json, path: &[PathPart]) -> Option<&'a Json> {
-    let mut v = doc;
-    for p in path {
-        v = match (v, p) {
-            (Json::Object(o), PathPart::Key(k)) => &o.iter().find(|(kk, _)| kk == k)?.1,
-            (Json::Array(a), PathPart::Index(i)) => a.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
-/// `| unpack`: top-level string fields become labels; `_entry` replaces the line.
-pub fn unpack(line: &str, labels: &mut EntryLabels) -> Option<String> {
-    match json::parse(line) {
-        Ok(Json::Object(o)) => {
-            // Loki only unpacks objects that carry a packed `_entry`; others pass unchanged.
-            let entry = o.iter().find_map(|(k, v)| match v {
-                Json::Str(s) if k == "_entry" => Some(s.clone()),
-                _ => None,
-            })?;
-            for (k, v) in o {
-                if let Json::Str(s) = v {
-                    if k != "_entry" {
-                        add_parsed(labels, &sanitize(&k), &s);
-                    }
-                }
-            }
-            Some(entry)
-        }
-        Ok(_) => {
-            labels.set_error(
-                "JSONParserErr",
-                "Value looks like object, but can't find closing '}' symbol",
-            );
-            None
-        }
-        Err(e) => {
-            labels.set_error("JSONParserErr", &e);
-            None
-        }
-    }
+/// A path as Loki hands it to jsonparser (`JSONPathToStrings`): keys, and `[n]` for indexes.
+pub fn path_strings(path: &[PathPart]) -> Vec<String> {
+    path.iter()
+        .map(|p| match p {
+            PathPart::Key(k) => k.clone(),
+            PathPart::Index(i) => format!("[{i}]"),
+        })
+        .collect()
 }
 
 /// logfmt pairs of a line; `Err` at the first malformed pair (for `--strict`).
@@ -262,7 +152,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 err.get_or_insert((
                     out.len(),
                     format!(
-                        "logfmt syntax error at pos {}: unexpected '{}'",
+                        "logfmt syntax error at pos {} : unexpected '{}'",
                         i + 1,
                         b[i] as char
                     ),
@@ -279,7 +169,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 {
                     err.get_or_insert((
                         out.len(),
-                        format!("logfmt syntax error at pos {}: unexpected '\"'", i + 1),
+                        format!("logfmt syntax error at pos {} : unexpected '\"'", i + 1),
                     ));
                     // Skip the malformed pair; non-strict parsing goes on after it.
                     while i < b.len() && b[i] > b' ' {
@@ -327,7 +217,11 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 {
                     err.get_or_insert((
                         out.len(),
-                        "logfmt syntax error: unterminated quoted value".into(),
+                        // go-logfmt reports it at the end of the line.
+                        format!(
+                            "logfmt syntax error at pos {} : unterminated quoted value",
+                            b.len() + 1
+                        ),
                     ));
                     // Skip the malformed pair; non-strict parsing goes on after it.
                     while i < b.len() && b[i] > b' ' {
@@ -353,7 +247,7 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                         err.get_or_insert((
                             out.len(),
                             format!(
-                                "logfmt syntax error at pos {}: unexpected '{}'",
+                                "logfmt syntax error at pos {} : unexpected '{}'",
                                 i + 1,
                                 b[i] as char
                             ),
@@ -438,37 +332,6 @@ mod tests {
     }
 
     #[test]
-    fn json_flattens_and_marks_collisions() {
-        let mut l = labels();
-        json_stage(
-            r#"{"level":"error","a":{"b-c":1.0,"d":[1]},"n":null,"ok":true}"#,
-            &[],
-            &mut l,
-        );
-        assert_eq!(l.parsed.get("level_extracted"), Some("error"));
-        assert_eq!(l.parsed.get("a_b_c"), Some("1.0"));
-        assert_eq!(l.parsed.get("ok"), Some("true"));
-        assert!(l.parsed.get("a_d").is_none());
-        let mut l = labels();
-        json_stage("", &[], &mut l);
-        assert_eq!(l.parsed.get("__error__"), Some("JSONParserErr"));
-    }
-
-    #[test]
-    fn json_params_and_paths() {
-        let mut l = labels();
-        let p = vec![
-            ("u".to_string(), parse_path("user.name").unwrap()),
-            ("f".to_string(), parse_path("list[1]").unwrap()),
-        ];
-        json_stage(r#"{"user":{"name":"bob"},"list":["a","b"]}"#, &p, &mut l);
-        assert_eq!(
-            (l.parsed.get("u"), l.parsed.get("f")),
-            (Some("bob"), Some("b"))
-        );
-    }
-
-    #[test]
     fn logfmt_modes() {
         let line = r#"level=info msg="a \"b\"" empty= flag dur=5ms"#;
         let mut l = labels();
@@ -491,6 +354,37 @@ mod tests {
     }
 
     #[test]
+    fn logfmt_strict_error_details_match_loki() {
+        // (loki) TestLogfmtParser_parse wantStrict; go-logfmt's SyntaxError text.
+        for (line, want) in [
+            (
+                "foobar====wqe=sdad1r",
+                "logfmt syntax error at pos 8 : unexpected '='",
+            ),
+            (
+                r#"foo="foo bar" =notkey bar=10ms"#,
+                "logfmt syntax error at pos 15 : unexpected '='",
+            ),
+            (
+                r#"foo="foo bar" bu"zz=10ms"#,
+                r#"logfmt syntax error at pos 17 : unexpected '"'"#,
+            ),
+            (
+                "bar=bu=zz foo=x",
+                "logfmt syntax error at pos 7 : unexpected '='",
+            ),
+            (
+                r#"a=1 b="x"#,
+                "logfmt syntax error at pos 9 : unterminated quoted value",
+            ),
+        ] {
+            let mut l = labels();
+            logfmt(line, true, false, &[], &mut l);
+            assert_eq!(l.parsed.get("__error_details__"), Some(want), "{line}");
+        }
+    }
+
+    #[test]
     fn pattern_captures() {
         let p = Pattern::new(r#"<ip> - <user> [<_>] "<method> <path> <_>" <status>"#).unwrap();
         let mut l = labels();
@@ -508,35 +402,6 @@ mod tests {
         assert_eq!(l.parsed.get("ip"), Some("5.6.7.8"));
         assert_eq!(l.parsed.get("user"), Some("bob"));
         assert_eq!(l.parsed.get("method"), None);
-    }
-
-    #[test]
-    fn streaming_json_flatten_matches_the_tree_walk() {
-        let docs = [
-            r#"{"a":1.50,"b":{"c":"x\"y\u00e9","d":{"e":true}},"f":[1,{"g":2}],"h":null,"i":false}"#,
-            r#"{" sp ace ":{"1x":"v","a-b":-2e3}, "":{"k":"under empty"}, "app":"collides"}"#,
-            r#"{"dup":"first","dup":"second","n":{"dup":"nested"}}"#,
-            r#"  {"ok":"y"}  "#,
-            r#"{}"#,
-            r#"{"a":"unterminated"#,
-            r#"{"a":1,}"#,
-            r#"{"a":1} trailing"#,
-            r#"{"a":tru}"#,
-            r#"{"deep":"#,
-        ];
-        for doc in docs {
-            let base =
-                || EntryLabels::new(Arc::new(Labels::from_pairs([("app", "x")])), Labels::new());
-            let mut streamed = base();
-            json_stage(doc, &[], &mut streamed);
-            let mut tree = base();
-            match json::parse(doc) {
-                Ok(d @ Json::Object(_)) => flatten("", &d, &mut tree),
-                Ok(_) => unreachable!(),
-                Err(e) => tree.set_error("JSONParserErr", &e),
-            }
-            assert_eq!(streamed.flatten(), tree.flatten(), "{doc}");
-        }
     }
 
     #[test]
