@@ -8,6 +8,12 @@ mod template;
 
 pub use labels::EntryLabels;
 
+/// Field extraction the detected-fields API reuses.
+pub mod extract {
+    pub use super::filters::{parse_bytes, parse_go_duration};
+    pub use super::parsers::{json_fields_with_paths, logfmt};
+}
+
 use crate::{Error, Result};
 use filters::{parse_bytes, parse_go_duration, CompiledLineFilter, LabelFilter};
 use parsers::PathPart;

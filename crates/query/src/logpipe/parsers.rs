@@ -89,6 +89,44 @@ fn flatten(prefix: &str, v: &Json, labels: &mut EntryLabels) {
     }
 }
 
+/// What `| json` extracts from a JSON object line, with each field's path of raw keys
+/// (for detected fields' `jsonPath`); `None` when the line is not a JSON object.
+pub fn json_fields_with_paths(line: &str) -> Option<Vec<(String, String, Vec<String>)>> {
+    fn walk(
+        v: &Json,
+        key: &str,
+        path: &mut Vec<String>,
+        out: &mut Vec<(String, String, Vec<String>)>,
+    ) {
+        match v {
+            Json::Object(o) => {
+                for (k, v) in o {
+                    let name = if key.is_empty() {
+                        sanitize(k)
+                    } else {
+                        format!("{key}_{}", sanitize(k))
+                    };
+                    path.push(k.clone());
+                    walk(v, &name, path, out);
+                    path.pop();
+                }
+            }
+            other => {
+                if let Some(t) = scalar_text(other) {
+                    out.push((key.to_string(), t, path.clone()));
+                }
+            }
+        }
+    }
+    let doc = json::parse(line).ok()?;
+    if !matches!(doc, Json::Object(_)) {
+        return None;
+    }
+    let mut out = Vec::new();
+    walk(&doc, "", &mut Vec::new(), &mut out);
+    Some(out)
+}
+
 /// `| json` (all fields) or `| json a="path", …`.
 pub fn json_stage(line: &str, params: &[(String, Vec<PathPart>)], labels: &mut EntryLabels) {
     if params.is_empty() {
