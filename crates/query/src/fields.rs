@@ -65,7 +65,9 @@ fn go_float(v: &str) -> bool {
     let l = v.to_ascii_lowercase();
     let l = l.strip_prefix(['+', '-']).unwrap_or(&l);
     matches!(l, "inf" | "infinity" | "nan")
-        || (l.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'))
+        || (l
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'))
             && v.parse::<f64>().is_ok())
 }
 
@@ -99,7 +101,10 @@ fn parse_entry(row: &LogRow) -> (EntryFields, Option<&'static str>) {
         if k == "__error__" || k == "__error_details__" || k == "__preserve_error__" {
             continue;
         }
-        out.entry(k.to_string()).or_default().0.insert(v.to_string());
+        out.entry(k.to_string())
+            .or_default()
+            .0
+            .insert(v.to_string());
     }
     let stream = &row.labels.stream;
     if let Some(fields) = json_fields_with_paths(&row.line) {
@@ -125,7 +130,10 @@ fn parse_entry(row: &LogRow) -> (EntryFields, Option<&'static str>) {
         if k == "__error__" || k == "__error_details__" {
             continue;
         }
-        out.entry(k.to_string()).or_default().0.insert(v.to_string());
+        out.entry(k.to_string())
+            .or_default()
+            .0
+            .insert(v.to_string());
     }
     (out, Some("logfmt"))
 }
@@ -215,7 +223,11 @@ impl FieldDetector {
 /// Distinct values of field `name` in the rows (sorted), at most about `limit` (Loki
 /// stops between entries once it has `limit`). Parsed byte sizes are normalised the
 /// way Loki does (`1.5 MB` → `1.5MB`) so they can be pasted into a query.
-pub fn field_values<'a>(rows: impl IntoIterator<Item = &'a LogRow>, name: &str, limit: usize) -> Vec<String> {
+pub fn field_values<'a>(
+    rows: impl IntoIterator<Item = &'a LogRow>,
+    name: &str,
+    limit: usize,
+) -> Vec<String> {
     let mut out = BTreeSet::new();
     for row in rows {
         if out.len() >= limit {
@@ -310,7 +322,15 @@ mod tests {
         let names: Vec<_> = got.iter().map(|f| f.label.as_str()).collect();
         assert_eq!(
             names,
-            ["level", "level_extracted", "msg", "req_ms", "req_path", "took", "trace_id"]
+            [
+                "level",
+                "level_extracted",
+                "msg",
+                "req_ms",
+                "req_path",
+                "took",
+                "trace_id"
+            ]
         );
         let f = |n: &str| got.iter().find(|f| f.label == n).unwrap();
         assert_eq!(f("req_ms").ty, FieldType::Int);

@@ -150,7 +150,7 @@ async fn execute(
     Ok(json(encode::query_response(&result, categorize, &stats)))
 }
 
-pub(crate) /// The engine limits of a query started at `started`, from the configuration.
+/// The engine limits of a query started at `started`, from the configuration.
 pub(crate) fn engine_limits(state: &AppState, started: Instant) -> Limits {
     let cfg = &state.cfg.limits;
     Limits {
@@ -283,7 +283,10 @@ pub async fn query_instant(
 
 /// Matchers of a `query`/`match[]` selector; `{}` or absent means all streams.
 /// `with_pipeline`: a log pipeline after the selector is accepted and ignored.
-pub(crate) fn matchers(s: Option<&str>, with_pipeline: bool) -> Result<Vec<LabelMatcher>, ApiError> {
+pub(crate) fn matchers(
+    s: Option<&str>,
+    with_pipeline: bool,
+) -> Result<Vec<LabelMatcher>, ApiError> {
     let Some(s) = s.map(str::trim).filter(|s| !s.is_empty() && *s != "{}") else {
         return Ok(Vec::new());
     };

@@ -139,8 +139,7 @@ impl Drain {
         let n = tokens.len();
         let max_depth = self.max_node_depth();
         let mut node = self.root.children.get(&n.to_string())?;
-        let mut depth = 1;
-        for tok in tokens {
+        for (depth, tok) in (1..).zip(tokens) {
             if depth >= max_depth || depth == n {
                 break;
             }
@@ -148,7 +147,6 @@ impl Drain {
                 .children
                 .get(tok)
                 .or_else(|| node.children.get(PARAM))?;
-            depth += 1;
         }
         let ids = node.clusters.clone();
         self.fast_match(&ids, tokens)
@@ -186,9 +184,8 @@ impl Drain {
             node.clusters.push(id);
             return;
         }
-        let mut depth = 1;
         let mut leaf = Vec::new();
-        for tok in &tokens {
+        for (depth, tok) in (1..).zip(&tokens) {
             if depth >= max_depth || depth >= n {
                 node.clusters.retain(|c| alive.contains(c));
                 leaf = node.clusters.clone();
@@ -211,7 +208,6 @@ impl Drain {
                 PARAM.to_string()
             };
             node = node.children.entry(key).or_default();
-            depth += 1;
         }
         // Loki reads (and so refreshes) each live cluster of the leaf while cleaning it.
         for id in leaf {

@@ -107,7 +107,7 @@ impl Miner {
             .filter(|(total, _)| *total >= MIN_CLUSTER_SIZE)
             .collect();
         // Ties are ordered by pattern and level so answers are stable.
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|p| std::cmp::Reverse(p.0));
         out.truncate(MAX_PATTERNS);
         out.into_iter().map(|(_, s)| s).collect()
     }

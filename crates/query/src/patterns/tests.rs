@@ -93,8 +93,14 @@ fn different_messages_stay_apart() {
 #[test]
 fn logfmt_keeps_keys_and_hides_timestamps() {
     let lines = [
-        ("", r#"level=info ts=2024-01-01T00:00:00Z msg="user logged in" user=1"#),
-        ("", r#"level=info ts=2024-01-01T00:00:01Z msg="user logged in" user=2"#),
+        (
+            "",
+            r#"level=info ts=2024-01-01T00:00:00Z msg="user logged in" user=1"#,
+        ),
+        (
+            "",
+            r#"level=info ts=2024-01-01T00:00:01Z msg="user logged in" user=2"#,
+        ),
     ];
     let got = mine(&lines, 20);
     assert_eq!(
@@ -106,16 +112,19 @@ fn logfmt_keeps_keys_and_hides_timestamps() {
 #[test]
 fn json_mines_the_message_field() {
     let lines = [
-        ("", r#"{"level":"info","msg":"served request for tenant 1 in 5ms"}"#),
-        ("", r#"{"level":"info","msg":"served request for tenant 2 in 7ms"}"#),
+        (
+            "",
+            r#"{"level":"info","msg":"served request for tenant 1 in 5ms"}"#,
+        ),
+        (
+            "",
+            r#"{"level":"info","msg":"served request for tenant 2 in 7ms"}"#,
+        ),
         // Too few tokens: Loki skips such messages.
         ("", r#"{"level":"info","msg":"HTTP request"}"#),
     ];
     let got = mine(&lines, 20);
-    assert_eq!(
-        patterns(&got),
-        ["<_>served request for tenant <_> in <_>"]
-    );
+    assert_eq!(patterns(&got), ["<_>served request for tenant <_> in <_>"]);
 }
 
 #[test]
@@ -128,7 +137,12 @@ fn rare_patterns_are_pruned_and_buckets_filled() {
         m.add(0, "warn", ts, &format!("job {i} finished with status ok"));
     }
     for i in 0..5 {
-        m.add(1, "warn", t0 + i * S, &format!("rare event number {i} seen here"));
+        m.add(
+            1,
+            "warn",
+            t0 + i * S,
+            &format!("rare event number {i} seen here"),
+        );
     }
     let got = m.finish();
     assert_eq!(patterns(&got), ["job <_> finished with status ok"]);
@@ -144,9 +158,24 @@ fn streams_with_the_same_pattern_are_summed() {
     let mut m = Miner::new(3_600_000);
     let t0 = 1_704_067_200 * S;
     for i in 0..20 {
-        m.add(0, "info", t0 + i * S, &format!("request {i} served in time ok"));
-        m.add(7, "info", t0 + i * S, &format!("request {i} served in time ok"));
-        m.add(7, "error", t0 + i * S, &format!("request {i} served in time ok"));
+        m.add(
+            0,
+            "info",
+            t0 + i * S,
+            &format!("request {i} served in time ok"),
+        );
+        m.add(
+            7,
+            "info",
+            t0 + i * S,
+            &format!("request {i} served in time ok"),
+        );
+        m.add(
+            7,
+            "error",
+            t0 + i * S,
+            &format!("request {i} served in time ok"),
+        );
     }
     let got = m.finish();
     assert_eq!(got.len(), 1, "{got:?}");

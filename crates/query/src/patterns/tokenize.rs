@@ -113,7 +113,8 @@ impl Tokenizer {
 /// Go's `unicode.IsPunct` for the characters logs use (Unicode category P).
 fn is_punct(c: char) -> bool {
     if c.is_ascii() {
-        return c.is_ascii_punctuation() && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+        return c.is_ascii_punctuation()
+            && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
     }
     matches!(c as u32,
         0xA1 | 0xA7 | 0xAB | 0xB6 | 0xB7 | 0xBB | 0xBF
@@ -240,8 +241,11 @@ fn logfmt(line: &str) -> Option<Tokens> {
             }
         }
         t.tokens.push(key.to_string());
-        t.tokens
-            .push(if is_variable_key(key) { PARAM.to_string() } else { value });
+        t.tokens.push(if is_variable_key(key) {
+            PARAM.to_string()
+        } else {
+            value
+        });
     }
     Some(t)
 }
@@ -260,7 +264,9 @@ fn join_logfmt(tokens: &[String]) -> String {
         }
         out.push_str(k);
         out.push('=');
-        if v.chars().any(|c| c <= ' ' || c == '=' || c == '"' || c.is_control()) {
+        if v.chars()
+            .any(|c| c <= ' ' || c == '=' || c == '"' || c.is_control())
+        {
             out.push('"');
             for c in v.chars() {
                 match c {

@@ -285,10 +285,10 @@ pub async fn patterns(
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("query parameter is required"))?;
     // Loki takes a stream selector only.
-    let expr = match silt_logql::parse(query).map_err(|e| ApiError::bad_request(e.to_string()))? {
-        e @ Expr::Log(ref l) if l.pipeline.is_empty() => e,
-        _ => return Err(ApiError::bad_request("only label matchers are supported")),
-    };
+    let expr = silt_logql::parse(query).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !matches!(&expr, Expr::Log(l) if l.pipeline.is_empty()) {
+        return Err(ApiError::bad_request("only label matchers are supported"));
+    }
     let step = parse_step(&r.params, r.start, r.end)?;
     let streams = sample(&state, &r, expr, PATTERN_LINE_CAP).await?;
     let step_ms = step / 1_000_000;
@@ -331,21 +331,6 @@ pub async fn patterns(
     Ok(json(out))
 }
 
-/// Loki's `log_level_fields` default: where level detection looks in parsed lines.
-const LOG_LEVEL_FIELDS: &[&str] = &[
-    "level", "LEVEL", "Level", "log.level", "severity", "SEVERITY", "Severity", "SeverityText",
-    "lvl", "LVL", "Lvl", "severity_text", "Severity_Text", "SEVERITY_TEXT",
-];
-
-/// The OTLP resource attributes Loki indexes by default.
-const OTLP_INDEX_LABELS: &[&str] = &[
-    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
-    "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
-    "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name",
-    "k8s.replicaset.name", "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name",
-    "k8s.cronjob.name", "k8s.job.name",
-];
-
 fn string_array(items: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     let mut out = String::from("[");
     for (i, s) in items.into_iter().enumerate() {
@@ -369,7 +354,7 @@ pub async fn drilldown_limits(
     let dur = |d: std::time::Duration| silt_logql::units::prom_duration_string(d.as_nanos() as i64);
     let otlp = format!(
         "{{\"resource_attributes\":{{\"attributes_config\":[{{\"action\":\"index_label\",\"attributes\":{}}}]}}}}",
-        string_array(OTLP_INDEX_LABELS)
+        string_array(silt_proto::otlp::DEFAULT_INDEX_LABEL_ATTRIBUTES)
     );
     let body = format!(
         concat!(
@@ -384,7 +369,7 @@ pub async fn drilldown_limits(
         ),
         l.discover_log_levels,
         string_array(&l.discover_service_name),
-        string_array(LOG_LEVEL_FIELDS),
+        string_array(silt_proto::enrich::DEFAULT_LOG_LEVEL_FIELDS),
         l.max_entries_limit_per_query,
         l.max_line_size_truncate,
         dur(l.max_query_length),

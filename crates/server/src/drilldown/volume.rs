@@ -119,7 +119,8 @@ fn keys(req: &VolumeRequest, labels: &Labels) -> Vec<Labels> {
         AggregateBy::Labels => labels
             .iter()
             .filter(|(k, _)| wanted(k))
-            .map(|(k, _)| Labels::from_pairs([(k, "")]))
+            // `{name=""}`: from_pairs would drop the empty value.
+            .map(|(k, _)| Labels::from_sorted_unchecked(vec![(k.to_string(), String::new())]))
             .collect(),
     }
 }
@@ -133,7 +134,11 @@ fn top(totals: HashMap<Labels, f64>, limit: usize) -> Vec<(Labels, f64)> {
 }
 
 fn respond(result: &QueryResult) -> Response {
-    json(encode::query_response(result, false, &QueryStats::default()))
+    json(encode::query_response(
+        result,
+        false,
+        &QueryStats::default(),
+    ))
 }
 
 pub async fn volume(
