@@ -133,7 +133,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 }
 
 /// Prometheus `model.Duration.String()` (`5m`, `1h30m`, `90d`); millisecond precision.
-pub(crate) fn prom_duration_string(ns: i64) -> String {
+pub fn prom_duration_string(ns: i64) -> String {
     let mut ms = ns / 1_000_000;
     if ms == 0 {
         return "0s".to_string();

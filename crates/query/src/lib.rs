@@ -20,7 +20,9 @@
 
 pub mod engine;
 pub mod error;
+pub mod fields;
 pub mod logpipe;
+pub mod patterns;
 pub mod result;
 pub mod source;
 pub mod stats;

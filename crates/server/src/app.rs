@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
 use crate::refusals::{log_refusals, Reason, RefusalLog};
-use crate::{delete, push, query};
+use crate::{delete, drilldown, push, query};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -142,6 +142,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/loki/api/v1/index/stats",
             get(query::index_stats).post(query::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(drilldown::volume).post(drilldown::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(drilldown::volume_range).post(drilldown::volume_range),
+        )
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(drilldown::detected_labels).post(drilldown::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(drilldown::detected_fields).post(drilldown::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(drilldown::detected_field_values).post(drilldown::detected_field_values),
+        )
+        .route(
+            "/loki/api/v1/patterns",
+            get(drilldown::patterns).post(drilldown::patterns),
+        )
+        .route(
+            "/loki/api/v1/drilldown-limits",
+            get(drilldown::drilldown_limits),
         )
         .route(
             "/loki/api/v1/format_query",

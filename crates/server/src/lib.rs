@@ -7,6 +7,7 @@
 mod app;
 pub mod config;
 mod delete;
+mod drilldown;
 pub mod encode;
 mod limiter;
 pub mod metrics;

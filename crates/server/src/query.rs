@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const NS_PER_S: i64 = 1_000_000_000;
 
 /// URL query merged with an urlencoded form body (Loki accepts both on every read endpoint).
-fn collect_params(query: Option<String>, body: &Bytes) -> Params {
+pub(crate) fn collect_params(query: Option<String>, body: &Bytes) -> Params {
     let mut p = Params::new();
     let mut add = |raw: &[u8]| {
         for (k, v) in form_urlencoded::parse(raw) {
@@ -75,7 +75,7 @@ fn is_categorized(headers: &HeaderMap) -> bool {
         .any(|f| f.trim() == "categorize-labels")
 }
 
-fn query_error(e: silt_query::Error) -> ApiError {
+pub(crate) fn query_error(e: silt_query::Error) -> ApiError {
     match e {
         silt_query::Error::Timeout => ApiError::new(504, e.to_string()),
         e if e.is_client_error() => ApiError::bad_request(e.to_string()),
@@ -102,17 +102,7 @@ async fn execute(
     run: Run,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let limits_cfg = &state.cfg.limits;
-    let limits = Limits {
-        max_entries: limits_cfg.max_entries_limit_per_query,
-        max_series: limits_cfg.max_query_series,
-        max_points: 11_000,
-        deadline: Some(started + limits_cfg.query_timeout),
-        parallelism: match limits_cfg.max_query_parallelism {
-            0 => Limits::default().parallelism,
-            n => n,
-        },
-    };
+    let limits = engine_limits(state, started);
     let source = StoreSource(state.store.clone());
     let categorize = run.categorize;
     let (result, queued, ran, read) = tokio::task::spawn_blocking(move || {
@@ -169,7 +159,41 @@ async fn execute(
     Ok(json(encode::query_response(&result, categorize, &stats)))
 }
 
-fn check_length(state: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
+/// The engine limits of a query started at `started`, from the configuration.
+pub(crate) fn engine_limits(state: &AppState, started: Instant) -> Limits {
+    let cfg = &state.cfg.limits;
+    Limits {
+        max_entries: cfg.max_entries_limit_per_query,
+        max_series: cfg.max_query_series,
+        max_points: 11_000,
+        deadline: Some(started + cfg.query_timeout),
+        parallelism: match cfg.max_query_parallelism {
+            0 => Limits::default().parallelism,
+            n => n,
+        },
+    }
+}
+
+/// `step` as query_range reads it: a duration, default `max(1s, range/250)`; checked.
+pub(crate) fn parse_step(p: &Params, start: i64, end: i64) -> Result<i64, ApiError> {
+    let step = match get(p, "step") {
+        Some(s) if !s.is_empty() => parse_duration_ns(s)?,
+        _ => ((end - start) / NS_PER_S / 250).max(1) * NS_PER_S,
+    };
+    if step <= 0 {
+        return Err(ApiError::bad_request(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > 11_000 {
+        return Err(ApiError::bad_request(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    Ok(step)
+}
+
+pub(crate) fn check_length(state: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
     let max = state.cfg.limits.max_query_length;
     if !max.is_zero() && (end - start) as u128 > max.as_nanos() {
         return Err(ApiError::bad_request(format!(
@@ -203,20 +227,7 @@ pub async fn query_range(
     let (start, end) = time_range(&p, now)?;
     let limit = parse_limit(&p)?;
     let direction = parse_direction(&p)?;
-    let step = match get(&p, "step") {
-        Some(s) if !s.is_empty() => parse_duration_ns(s)?,
-        _ => ((end - start) / NS_PER_S / 250).max(1) * NS_PER_S,
-    };
-    if step <= 0 {
-        return Err(ApiError::bad_request(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    if (end - start) / step > 11_000 {
-        return Err(ApiError::bad_request(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
+    let step = parse_step(&p, start, end)?;
     let interval = match get(&p, "interval") {
         Some(s) if !s.is_empty() => parse_duration_ns(s)?,
         _ => 0,
@@ -281,7 +292,10 @@ pub async fn query_instant(
 
 /// Matchers of a `query`/`match[]` selector; `{}` or absent means all streams.
 /// `with_pipeline`: a log pipeline after the selector is accepted and ignored.
-fn matchers(s: Option<&str>, with_pipeline: bool) -> Result<Vec<LabelMatcher>, ApiError> {
+pub(crate) fn matchers(
+    s: Option<&str>,
+    with_pipeline: bool,
+) -> Result<Vec<LabelMatcher>, ApiError> {
     let Some(s) = s.map(str::trim).filter(|s| !s.is_empty() && *s != "{}") else {
         return Ok(Vec::new());
     };
@@ -292,14 +306,14 @@ fn matchers(s: Option<&str>, with_pipeline: bool) -> Result<Vec<LabelMatcher>, A
 }
 
 /// What every metadata endpoint starts from: tenant, parameters and `[start, end)`.
-struct ReadRequest {
-    tenant: String,
-    params: Params,
-    start: i64,
-    end: i64,
+pub(crate) struct ReadRequest {
+    pub tenant: String,
+    pub params: Params,
+    pub start: i64,
+    pub end: i64,
 }
 
-fn read_request(
+pub(crate) fn read_request(
     state: &AppState,
     headers: &HeaderMap,
     q: Option<String>,

@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use head::AppendStats;
 pub use lifecycle::{Compaction, PassReport, Retention, StreamRule, TenantRetention};
 pub use objects::{Backend, Health, Objects, S3Config};
-pub use read::{IndexStats, StoreSource};
+pub use read::{IndexStats, SliceStats, StoreSource};
 
 use head::Head;
 use parking_lot::{Mutex, RwLock};

@@ -27,6 +27,22 @@ pub struct IndexStats {
     pub entries: u64,
 }
 
+/// Size of one stored piece of a stream (a segment slice or a head stream), from the
+/// index alone: what `/index/volume` adds up.
+#[derive(Debug, Clone)]
+pub struct SliceStats {
+    /// The stream.
+    pub labels: Arc<Labels>,
+    /// Raw line bytes.
+    pub bytes: u64,
+    /// Entries.
+    pub entries: u64,
+    /// Oldest entry, ns.
+    pub min_ts: Timestamp,
+    /// Newest entry, ns.
+    pub max_ts: Timestamp,
+}
+
 /// A piece of one stream: already in memory (head) or a slice of a segment.
 enum Part {
     Loaded(Vec<Entry>),
@@ -332,6 +348,40 @@ impl Store {
         });
         stats.streams = seen.len() as u64;
         stats
+    }
+}
+
+impl Store {
+    /// Every slice of matching streams overlapping `[start, end)`, counted whole.
+    pub fn stream_slices(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<SliceStats> {
+        let mut out = Vec::new();
+        let st = self.state.read();
+        Self::for_each_segment_stream(&st, tenant, matchers, (start, end), |meta, idx, labels| {
+            let s = &meta.streams[idx];
+            out.push(SliceStats {
+                labels: Arc::new(labels),
+                bytes: s.bytes,
+                entries: s.rows,
+                min_ts: s.min_ts,
+                max_ts: s.max_ts,
+            });
+        });
+        self.for_each_head_stream(&st, tenant, matchers, (start, end), |labels, hs| {
+            out.push(SliceStats {
+                labels: labels.clone(),
+                bytes: hs.bytes as u64,
+                entries: hs.len() as u64,
+                min_ts: hs.min_ts,
+                max_ts: hs.max_ts,
+            });
+        });
+        out
     }
 }
 

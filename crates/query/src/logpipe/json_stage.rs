@@ -53,15 +53,22 @@ fn append_part(out: &mut String, part: &str) {
     }
 }
 
-/// `| json` without parameters: scalar leaves of nested objects become labels named by
-/// their sanitized path. Labels found before a syntax error are kept, as in Loki.
-pub fn json_all(line: &str, labels: &mut EntryLabels) {
-    let mut stack: Vec<(ObjectIter<'_>, usize)> = Vec::new();
+/// Walks the scalar leaves of a JSON object as `| json` does, nested objects without
+/// recursion: `leaf(name, keys, value)` with the sanitized flattened name, the raw keys
+/// from the top and the value as Loki reads it. Stops at the first syntax error, after
+/// the leaves before it.
+fn walk_leaves<'a>(
+    line: &'a str,
+    mut leaf: impl FnMut(&str, &[Cow<'a, [u8]>], Cow<'a, str>),
+) -> Result<(), JsonError> {
+    // Per open object: its parent's cursor and the name length before its key.
+    let mut stack: Vec<(ObjectIter<'a>, usize)> = Vec::new();
+    let mut keys: Vec<Cow<'a, [u8]>> = Vec::new();
     let mut name = String::new();
     let mut cur = ObjectIter::new(line.as_bytes());
     loop {
-        match cur.next_entry() {
-            Ok(Some((key, value, t))) => match t {
+        match cur.next_entry()? {
+            Some((key, value, t)) => match t {
                 ValueType::String | ValueType::Number | ValueType::Boolean => {
                     let len = name.len();
                     append_part(&mut name, &lossy(&key));
@@ -69,30 +76,50 @@ pub fn json_all(line: &str, labels: &mut EntryLabels) {
                         ValueType::String => json_string(value),
                         _ => lossy(value),
                     };
-                    add_parsed(labels, &name, &v);
+                    keys.push(key);
+                    leaf(&name, &keys, v);
+                    keys.pop();
                     name.truncate(len);
                 }
                 ValueType::Object => {
                     let len = name.len();
                     append_part(&mut name, &lossy(&key));
+                    keys.push(key);
                     let parent = std::mem::replace(&mut cur, ObjectIter::new(value));
                     stack.push((parent, len));
                 }
                 _ => {}
             },
-            Ok(None) => match stack.pop() {
+            None => match stack.pop() {
                 Some((parent, len)) => {
                     cur = parent;
+                    keys.pop();
                     name.truncate(len);
                 }
-                None => return,
+                None => return Ok(()),
             },
-            Err(e) => {
-                labels.set_error(JSON_ERR, e.message());
-                return;
-            }
         }
     }
+}
+
+/// `| json` without parameters: scalar leaves of nested objects become labels named by
+/// their sanitized path. Labels found before a syntax error are kept, as in Loki.
+pub fn json_all(line: &str, labels: &mut EntryLabels) {
+    if let Err(e) = walk_leaves(line, |name, _, v| add_parsed(labels, name, &v)) {
+        labels.set_error(JSON_ERR, e.message());
+    }
+}
+
+/// What `| json` extracts from a JSON object line as `(name, value, raw key path)` (for
+/// detected fields' `jsonPath`); `None` when the line is not a well-formed object.
+pub fn json_fields_with_paths(line: &str) -> Option<Vec<(String, String, Vec<String>)>> {
+    let mut out = Vec::new();
+    walk_leaves(line, |name, keys, v| {
+        let path = keys.iter().map(|k| lossy(k).into_owned()).collect();
+        out.push((name.to_string(), v.into_owned(), path));
+    })
+    .ok()?;
+    Some(out)
 }
 
 /// `| json a="path", …` (paths in the library's form: keys, and `[n]` for indexes).

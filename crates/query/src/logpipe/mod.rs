@@ -10,6 +10,13 @@ mod template;
 
 pub use labels::EntryLabels;
 
+/// Field extraction the detected-fields API reuses.
+pub mod extract {
+    pub use super::filters::{parse_bytes, parse_go_duration};
+    pub use super::json_stage::json_fields_with_paths;
+    pub use super::parsers::logfmt;
+}
+
 use crate::{Error, Result};
 use filters::{parse_bytes, parse_go_duration, CompiledLineFilter, LabelFilter};
 use regex::Regex;
