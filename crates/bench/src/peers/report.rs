@@ -304,7 +304,7 @@ fn details(o: &mut String, c: &Context) {
         }
     }
     if !c.warnings.is_empty() {
-        let _ = writeln!(o, "\nWarnings:\n");
+        let _ = writeln!(o, "\nChecks that did not pass (or notes on them):\n");
         for w in c.warnings {
             let _ = writeln!(o, "- {w}");
         }

@@ -255,7 +255,10 @@ impl Running {
     fn wait_loki_flushed(&self) -> Res<()> {
         let deadline = Instant::now() + Duration::from_secs(600);
         let mut last = f64::NAN;
-        while Instant::now() < deadline {
+        for polls in 1.. {
+            if Instant::now() >= deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_secs(1));
             let (_, body) = http(&self.proc.addr, "GET", "/metrics", &[], b"")
                 .map_err(|e| format!("Loki /metrics: {e}"))?;
@@ -264,6 +267,9 @@ impl Running {
             let flushed = metric_sum(&text, "loki_ingester_chunks_flushed_total");
             if queued == 0.0 && flushed == last {
                 return Ok(());
+            }
+            if polls % 10 == 0 {
+                eprintln!("Loki flushing: {queued} chunks queued, {flushed} flushed");
             }
             last = flushed;
         }
