@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
+#[command(after_help = "`silt-bench peers --help`: Silt, Loki and VictoriaLogs side by side.")]
 struct Args {
     /// The silt binary (default: next to this one).
     #[arg(long)]

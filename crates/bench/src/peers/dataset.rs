@@ -46,11 +46,13 @@ pub fn ensure(path: &Path, script: &Path) -> Res<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     }
-    eprintln!(
-        "generating {} with {} (~1 min for 2 M lines)",
-        path.display(),
-        script.display()
-    );
+    if script.is_file() {
+        eprintln!(
+            "generating {} with {} (~1-3 min for 2 M lines)",
+            path.display(),
+            script.display()
+        );
+    }
     let tmp = path.with_extension("jsonl.partial");
     let missing = || {
         format!(
