@@ -6,6 +6,11 @@
 //! latency of a fixed set of log and metric queries.
 //!
 //!     cargo build --release --workspace --bins && target/release/silt-bench
+//!
+//! `silt-bench peers` instead runs Silt, Loki and VictoriaLogs one after the other on the
+//! same dataset and prints one comparison table (see `peers/mod.rs`).
+
+mod peers;
 
 use clap::Parser;
 use silt_model::{Entry, Labels};
@@ -20,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
+#[command(after_help = "`silt-bench peers --help`: Silt, Loki and VictoriaLogs side by side.")]
 struct Args {
     /// The silt binary (default: next to this one).
     #[arg(long)]
@@ -97,21 +103,8 @@ fn load(path: &Path) -> Vec<Row> {
 
 /// RFC3339Nano `2024-01-01T00:00:00.000000933Z` → ns (dataset timestamps are UTC).
 fn silt_proto_ts(s: &str) -> i64 {
-    let (date, time) = s.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
-    let days = days_from_civil(d[0], d[1], d[2]);
-    let frac_ns: i64 = format!("{frac:0<9}")[..9].parse().unwrap();
-    ((days * 86400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1_000_000_000) + frac_ns
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+    silt_proto::time::parse_rfc3339(s)
+        .unwrap_or_else(|| panic!("bad timestamp {s:?} in the dataset"))
 }
 
 /// Push bodies of about `batch_bytes` raw bytes, streams grouped as an agent batches them,
@@ -234,6 +227,14 @@ const QUERIES: &[(&str, &str)] = &[
 ];
 
 fn main() {
+    // `silt-bench peers ...`: Silt, Loki and VictoriaLogs side by side (own flags).
+    if std::env::args().nth(1).as_deref() == Some("peers") {
+        if let Err(e) = peers::main(std::env::args_os().skip(1)) {
+            eprintln!("silt-bench peers: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = Args::parse();
     let silt = args
         .silt
