@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
-use crate::{delete, push, query};
+use crate::{delete, push, query, tail};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ pub struct AppState {
     /// HTTP-layer metrics.
     pub metrics: Metrics,
     pub(crate) limiter: RateLimiter,
+    pub(crate) tails: tail::TailSlots,
 }
 
 impl AppState {
@@ -36,6 +37,7 @@ impl AppState {
             cfg,
             store,
             limiter,
+            tails: Default::default(),
         })
     }
 }
@@ -156,6 +158,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(delete::list)
                 .delete(delete::cancel),
         )
+        // Not compressed: the upgrade response has no body, frames go over the socket.
+        .route("/loki/api/v1/tail", get(tail::tail))
+        .route("/api/prom/tail", get(tail::tail))
         .route("/ready", get(ready))
         .route("/flush", post(flush))
         .with_state(state)

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod params;
 mod push;
 mod query;
+mod tail;
 pub mod tls;
 
 pub use app::{router, run, AppState};

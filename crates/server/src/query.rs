@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const NS_PER_S: i64 = 1_000_000_000;
 
 /// URL query merged with an urlencoded form body (Loki accepts both on every read endpoint).
-fn collect_params(query: Option<String>, body: &Bytes) -> Params {
+pub(crate) fn collect_params(query: Option<String>, body: &Bytes) -> Params {
     let mut p = Params::new();
     let mut add = |raw: &[u8]| {
         for (k, v) in form_urlencoded::parse(raw) {
@@ -35,7 +35,7 @@ fn collect_params(query: Option<String>, body: &Bytes) -> Params {
     p
 }
 
-fn parse_query(p: &Params) -> Result<Expr, ApiError> {
+pub(crate) fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     let q = get(p, "query").ok_or_else(|| ApiError::bad_request("query parameter is required"))?;
     if silt_logql::is_multi_variant(q) {
         return Err(ApiError::bad_request(
@@ -53,7 +53,7 @@ fn parse_direction(p: &Params) -> Result<Direction, ApiError> {
     }
 }
 
-fn parse_limit(p: &Params) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(p: &Params) -> Result<usize, ApiError> {
     match get(p, "limit") {
         None | Some("") => Ok(100),
         Some(s) => match s.parse::<i64>() {
@@ -66,7 +66,7 @@ fn parse_limit(p: &Params) -> Result<usize, ApiError> {
     }
 }
 
-fn is_categorized(headers: &HeaderMap) -> bool {
+pub(crate) fn is_categorized(headers: &HeaderMap) -> bool {
     headers
         .get_all("x-loki-response-encoding-flags")
         .iter()
@@ -83,17 +83,18 @@ fn query_error(e: silt_query::Error) -> ApiError {
     }
 }
 
-struct Run {
-    tenant: String,
-    expr: Expr,
-    start: i64,
-    end: i64,
-    step: i64,
-    interval: i64,
-    limit: usize,
-    direction: Direction,
-    instant: bool,
-    categorize: bool,
+/// One query for the engine.
+pub(crate) struct Run {
+    pub tenant: String,
+    pub expr: Expr,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub interval: i64,
+    pub limit: usize,
+    pub direction: Direction,
+    pub instant: bool,
+    pub categorize: bool,
 }
 
 async fn execute(
@@ -101,6 +102,29 @@ async fn execute(
     endpoint: &'static str,
     run: Run,
 ) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let categorize = run.categorize;
+    let result = evaluate(state, endpoint, run).await?;
+    let returned = match &result {
+        QueryResult::Streams(s) => s.iter().map(|s| s.rows.len() as u64).sum(),
+        QueryResult::Matrix(m) => m.iter().map(|s| s.points.len() as u64).sum(),
+        QueryResult::Vector(v) => v.len() as u64,
+        QueryResult::Scalar(..) => 1,
+    };
+    let stats = QueryStats {
+        exec_time: started.elapsed().as_secs_f64(),
+        entries_returned: returned,
+    };
+    Ok(json(encode::query_response(&result, categorize, &stats)))
+}
+
+/// Runs the engine off the async runtime under the configured limits, recording
+/// latency and errors under `endpoint`.
+pub(crate) async fn evaluate(
+    state: &Arc<AppState>,
+    endpoint: &'static str,
+    run: Run,
+) -> Result<QueryResult, ApiError> {
     let started = Instant::now();
     let limits_cfg = &state.cfg.limits;
     let limits = Limits {
@@ -114,7 +138,6 @@ async fn execute(
         },
     };
     let source = StoreSource(state.store.clone());
-    let categorize = run.categorize;
     let result = tokio::task::spawn_blocking(move || -> silt_query::Result<QueryResult> {
         let engine = Engine::new(&source, limits);
         let qp = QueryParams {
@@ -139,28 +162,17 @@ async fn execute(
         .query_duration
         .get_or_create(&EndpointLabel { endpoint })
         .observe(elapsed.as_secs_f64());
-    let result = result.map_err(|e| {
+    result.map_err(|e| {
         state
             .metrics
             .query_errors
             .get_or_create(&EndpointLabel { endpoint })
             .inc();
         query_error(e)
-    })?;
-    let returned = match &result {
-        QueryResult::Streams(s) => s.iter().map(|s| s.rows.len() as u64).sum(),
-        QueryResult::Matrix(m) => m.iter().map(|s| s.points.len() as u64).sum(),
-        QueryResult::Vector(v) => v.len() as u64,
-        QueryResult::Scalar(..) => 1,
-    };
-    let stats = QueryStats {
-        exec_time: elapsed.as_secs_f64(),
-        entries_returned: returned,
-    };
-    Ok(json(encode::query_response(&result, categorize, &stats)))
+    })
 }
 
-fn check_length(state: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
+pub(crate) fn check_length(state: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
     let max = state.cfg.limits.max_query_length;
     if !max.is_zero() && (end - start) as u128 > max.as_nanos() {
         return Err(ApiError::bad_request(format!(
@@ -172,7 +184,7 @@ fn check_length(state: &AppState, start: i64, end: i64) -> Result<(), ApiError> 
     Ok(())
 }
 
-fn check_limit(state: &AppState, expr: &Expr, limit: usize) -> Result<(), ApiError> {
+pub(crate) fn check_limit(state: &AppState, expr: &Expr, limit: usize) -> Result<(), ApiError> {
     let max = state.cfg.limits.max_entries_limit_per_query;
     if matches!(expr, Expr::Log(_)) && limit > max {
         return Err(ApiError::bad_request(format!(
