@@ -3,12 +3,12 @@
 //! peers directory (unpacked into `target/peers`); without that directory the test
 //! says so and passes.
 
-use silt_testkit::{free_port, http, shared_dir, Server};
+use silt_testkit::{free_port, now_ns, push_json, shared_dir, Server};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 fn logcli() -> Option<PathBuf> {
     let peers = shared_dir().join("peers");
@@ -33,29 +33,8 @@ fn logcli() -> Option<PathBuf> {
     Some(dest.join("logcli"))
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn push(addr: &str, app: &str, entries: &[(i64, String)]) {
-    let values: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|(ts, l)| serde_json::json!([ts.to_string(), l]))
-        .collect();
-    let body =
-        serde_json::json!({"streams": [{"stream": {"app": app, "env": "test"}, "values": values}]});
-    let (status, resp) = http(
-        addr,
-        "POST",
-        "/loki/api/v1/push",
-        &[("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&resp));
+    push_json(addr, None, &[("app", app), ("env", "test")], entries);
 }
 
 struct Cli {

@@ -4,10 +4,10 @@
 //! own tenant, so they cannot see each other's data or session slots.
 
 use serde_json::Value;
-use silt_testkit::{enc, free_port, http, Server};
+use silt_testkit::{enc, free_port, http, now_ns, push_json, Server};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
@@ -25,13 +25,6 @@ limits:
 /// Generous wait for anything that should take well under a second.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn start(config: &str) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
@@ -43,29 +36,8 @@ fn start(config: &str) -> (tempfile::TempDir, Server) {
     (dir, server)
 }
 
-/// Pushes `(ts, line)` entries to one stream of `tenant`.
 fn push(addr: &str, tenant: &str, stream: &[(&str, &str)], entries: &[(i64, String)]) {
-    let labels: serde_json::Map<String, Value> = stream
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::from(*v)))
-        .collect();
-    let values: Vec<Value> = entries
-        .iter()
-        .map(|(ts, l)| serde_json::json!([ts.to_string(), l]))
-        .collect();
-    let body = serde_json::json!({"streams": [{"stream": labels, "values": values}]});
-    let (status, resp) = http(
-        addr,
-        "POST",
-        "/loki/api/v1/push",
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Scope-OrgID", tenant),
-        ],
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&resp));
+    push_json(addr, Some(tenant), stream, entries);
 }
 
 struct Tail {
