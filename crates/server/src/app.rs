@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
 use crate::refusals::{log_refusals, Reason, RefusalLog};
-use crate::{delete, drilldown, push, query};
+use crate::{delete, drilldown, push, query, tail};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,7 @@ pub struct AppState {
     /// HTTP-layer metrics.
     pub metrics: Metrics,
     pub(crate) limiter: RateLimiter,
+    pub(crate) tails: tail::TailSlots,
 }
 
 impl AppState {
@@ -37,6 +38,7 @@ impl AppState {
             cfg,
             store,
             limiter,
+            tails: Default::default(),
         })
     }
 }
@@ -188,6 +190,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(delete::list)
                 .delete(delete::cancel),
         )
+        // Not compressed: the upgrade response has no body, frames go over the socket.
+        .route("/loki/api/v1/tail", get(tail::tail))
+        .route("/api/prom/tail", get(tail::tail))
         .route("/ready", get(ready))
         .route("/flush", post(flush))
         .layer(axum::middleware::from_fn_with_state(

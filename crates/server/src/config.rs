@@ -342,6 +342,11 @@ pub struct LimitsConfig {
     pub query_timeout: Duration,
     /// Threads one query may use (time slices run in parallel); 0 = one per core.
     pub max_query_parallelism: usize,
+    /// Most live tail sessions (`/loki/api/v1/tail`) a tenant may hold open.
+    pub max_concurrent_tail_requests: usize,
+    /// Longest a live tail session stays open before the server closes it.
+    #[serde(deserialize_with = "de_duration")]
+    pub tail_max_duration: Duration,
     /// Data older than this is deleted (when `compactor.retention_enabled`); 0 keeps forever.
     #[serde(deserialize_with = "de_duration")]
     pub retention_period: Duration,
@@ -415,6 +420,8 @@ impl Default for LimitsConfig {
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
             max_query_parallelism: 0,
+            max_concurrent_tail_requests: 10,
+            tail_max_duration: Duration::from_secs(3600),
             retention_period: Duration::from_secs(168 * 3600),
             retention_stream: Vec::new(),
         }
@@ -563,6 +570,9 @@ impl Config {
         }
         if l.query_timeout.is_zero() {
             return bad("limits.query_timeout", "must be positive");
+        }
+        if l.tail_max_duration.is_zero() {
+            return bad("limits.tail_max_duration", "must be positive");
         }
         if l.max_recv_msg_size == 0 {
             return bad("limits.max_recv_msg_size", "must be positive");

@@ -308,10 +308,61 @@ pub fn series_list(series: &[std::sync::Arc<Labels>]) -> String {
     out
 }
 
+/// One live tail frame: `{"streams":[...],"dropped_entries":[...],"encodingFlags":[...]}`,
+/// in Loki's key order; `dropped_entries` only when some were dropped.
+pub fn tail_frame(
+    streams: &[StreamResult],
+    dropped: &[(std::sync::Arc<Labels>, i64)],
+    categorize: bool,
+) -> String {
+    let mut out = String::with_capacity(1024);
+    out.push_str("{\"streams\":");
+    write_streams(&mut out, streams, categorize);
+    if !dropped.is_empty() {
+        out.push_str(",\"dropped_entries\":[");
+        for (i, (labels, ts)) in dropped.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{{\"timestamp\":\"{ts}\",\"labels\":");
+            write_labels(&mut out, labels);
+            out.push('}');
+        }
+        out.push(']');
+    }
+    if categorize {
+        out.push_str(",\"encodingFlags\":[\"categorize-labels\"]");
+    }
+    out.push('}');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use silt_query::{Sample, Series};
+
+    #[test]
+    fn tail_frames() {
+        let labels = std::sync::Arc::new(Labels::from_pairs([("app", "a")]));
+        let row = silt_query::LogRow {
+            ts: 5,
+            line: "x".into(),
+            labels: silt_query::EntryLabels::new(labels.clone(), Labels::new()),
+        };
+        let streams = [StreamResult {
+            labels: (*labels).clone(),
+            rows: vec![row],
+        }];
+        assert_eq!(
+            tail_frame(&streams, &[], false),
+            r#"{"streams":[{"stream":{"app":"a"},"values":[["5","x"]]}]}"#
+        );
+        assert_eq!(
+            tail_frame(&[], &[(labels, 7)], true),
+            r#"{"streams":[],"dropped_entries":[{"timestamp":"7","labels":{"app":"a"}}],"encodingFlags":["categorize-labels"]}"#
+        );
+    }
 
     #[test]
     fn go_string_escaping() {

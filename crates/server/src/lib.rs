@@ -15,6 +15,7 @@ pub mod params;
 mod push;
 mod query;
 mod refusals;
+mod tail;
 pub mod tls;
 
 pub use app::{router, run, AppState};

@@ -4,7 +4,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use silt_storage::Store;
@@ -43,6 +43,10 @@ pub struct Metrics {
     pub query_duration: Family<EndpointLabel, Histogram>,
     /// Failed queries by endpoint.
     pub query_errors: Family<EndpointLabel, Counter>,
+    /// Open live tail sessions.
+    pub tail_sessions: Gauge,
+    /// Entries live tail sessions dropped for slow clients.
+    pub tail_dropped_entries: Counter,
 }
 
 impl Metrics {
@@ -75,6 +79,18 @@ impl Metrics {
             "Failed queries by endpoint",
             query_errors.clone(),
         );
+        let tail_sessions = Gauge::default();
+        registry.register(
+            "silt_tail_sessions",
+            "Open live tail sessions",
+            tail_sessions.clone(),
+        );
+        let tail_dropped_entries = Counter::default();
+        registry.register(
+            "silt_tail_dropped_entries",
+            "Entries live tail sessions dropped because the client read too slowly",
+            tail_dropped_entries.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
             registry,
@@ -82,6 +98,8 @@ impl Metrics {
             discarded_entries,
             query_duration,
             query_errors,
+            tail_sessions,
+            tail_dropped_entries,
         }
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn collect_params(query: Option<String>, body: &Bytes) -> Params {
     p
 }
 
-fn parse_query(p: &Params) -> Result<Expr, ApiError> {
+pub(crate) fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     let q = get(p, "query").ok_or_else(|| ApiError::bad_request("query parameter is required"))?;
     if silt_logql::is_multi_variant(q) {
         return Err(ApiError::bad_request(
@@ -53,7 +53,7 @@ fn parse_direction(p: &Params) -> Result<Direction, ApiError> {
     }
 }
 
-fn parse_limit(p: &Params) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(p: &Params) -> Result<usize, ApiError> {
     match get(p, "limit") {
         None | Some("") => Ok(100),
         Some(s) => match s.parse::<i64>() {
@@ -66,7 +66,7 @@ fn parse_limit(p: &Params) -> Result<usize, ApiError> {
     }
 }
 
-fn is_categorized(headers: &HeaderMap) -> bool {
+pub(crate) fn is_categorized(headers: &HeaderMap) -> bool {
     headers
         .get_all("x-loki-response-encoding-flags")
         .iter()
@@ -83,17 +83,18 @@ pub(crate) fn query_error(e: silt_query::Error) -> ApiError {
     }
 }
 
-struct Run {
-    tenant: String,
-    expr: Expr,
-    start: i64,
-    end: i64,
-    step: i64,
-    interval: i64,
-    limit: usize,
-    direction: Direction,
-    instant: bool,
-    categorize: bool,
+/// One query for the engine.
+pub(crate) struct Run {
+    pub tenant: String,
+    pub expr: Expr,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub interval: i64,
+    pub limit: usize,
+    pub direction: Direction,
+    pub instant: bool,
+    pub categorize: bool,
 }
 
 async fn execute(
@@ -101,10 +102,48 @@ async fn execute(
     endpoint: &'static str,
     run: Run,
 ) -> Result<Response, ApiError> {
+    let categorize = run.categorize;
+    let done = evaluate(state, endpoint, run).await?;
+    let returned = match &done.result {
+        QueryResult::Streams(s) => s.iter().map(|s| s.rows.len() as u64).sum(),
+        QueryResult::Matrix(m) => m.iter().map(|s| s.points.len() as u64).sum(),
+        QueryResult::Vector(v) => v.len() as u64,
+        QueryResult::Scalar(..) => 1,
+    };
+    let stats = QueryStats {
+        exec_time: done.ran.as_secs_f64(),
+        queue_time: done.queued.as_secs_f64(),
+        entries_returned: returned,
+        read: done.read,
+    };
+    Ok(json(encode::query_response(
+        &done.result,
+        categorize,
+        &stats,
+    )))
+}
+
+/// An answer, and what it took.
+pub(crate) struct Evaluated {
+    pub result: QueryResult,
+    /// From the call until the engine started (waiting for a blocking thread).
+    pub queued: Duration,
+    /// Engine time.
+    pub ran: Duration,
+    /// What the engine and storage read.
+    pub read: Arc<silt_query::Stats>,
+}
+
+/// Runs the engine off the async runtime under the configured limits, recording
+/// latency and errors under `endpoint`.
+pub(crate) async fn evaluate(
+    state: &Arc<AppState>,
+    endpoint: &'static str,
+    run: Run,
+) -> Result<Evaluated, ApiError> {
     let started = Instant::now();
     let limits = engine_limits(state, started);
     let source = StoreSource(state.store.clone());
-    let categorize = run.categorize;
     let (result, queued, ran, read) = tokio::task::spawn_blocking(move || {
         let queued = started.elapsed();
         let engine = Engine::new(&source, limits);
@@ -130,12 +169,11 @@ async fn execute(
     })
     .await
     .map_err(|e| ApiError::new(500, format!("query failed: {e}")))?;
-    let elapsed = started.elapsed();
     state
         .metrics
         .query_duration
         .get_or_create(&EndpointLabel { endpoint })
-        .observe(elapsed.as_secs_f64());
+        .observe(started.elapsed().as_secs_f64());
     let result = result.map_err(|e| {
         state
             .metrics
@@ -144,19 +182,12 @@ async fn execute(
             .inc();
         query_error(e)
     })?;
-    let returned = match &result {
-        QueryResult::Streams(s) => s.iter().map(|s| s.rows.len() as u64).sum(),
-        QueryResult::Matrix(m) => m.iter().map(|s| s.points.len() as u64).sum(),
-        QueryResult::Vector(v) => v.len() as u64,
-        QueryResult::Scalar(..) => 1,
-    };
-    let stats = QueryStats {
-        exec_time: ran.as_secs_f64(),
-        queue_time: queued.as_secs_f64(),
-        entries_returned: returned,
+    Ok(Evaluated {
+        result,
+        queued,
+        ran,
         read,
-    };
-    Ok(json(encode::query_response(&result, categorize, &stats)))
+    })
 }
 
 /// The engine limits of a query started at `started`, from the configuration.
@@ -205,7 +236,7 @@ pub(crate) fn check_length(state: &AppState, start: i64, end: i64) -> Result<(),
     Ok(())
 }
 
-fn check_limit(state: &AppState, expr: &Expr, limit: usize) -> Result<(), ApiError> {
+pub(crate) fn check_limit(state: &AppState, expr: &Expr, limit: usize) -> Result<(), ApiError> {
     let max = state.cfg.limits.max_entries_limit_per_query;
     if matches!(expr, Expr::Log(_)) && limit > max {
         return Err(ApiError::bad_request(format!(

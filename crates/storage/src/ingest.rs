@@ -7,6 +7,7 @@
 
 use crate::codec::{self, StreamBatch};
 use crate::head::{AppendStats, Head};
+use crate::live::LiveHub;
 use crate::wal::{self, WalWriter};
 use crate::{now_ns, Error, Frozen, Result, State, StoreMetrics};
 use parking_lot::{Mutex, RwLock};
@@ -75,6 +76,7 @@ pub(crate) fn start(
     active: Arc<Mutex<Head>>,
     state: Arc<RwLock<State>>,
     metrics: Arc<StoreMetrics>,
+    live: Arc<LiveHub>,
 ) -> Result<IngestHandle> {
     let mut wal = WalWriter::create(dir, seq, fsync)?;
     let (tx, rx) = mpsc::channel::<Cmd>();
@@ -99,16 +101,16 @@ pub(crate) fn start(
                             done,
                         } => appends.push((tenant, streams, done)),
                         Cmd::Rotate { done } => {
-                            commit(&mut wal, &mut appends, &mut buf, &active, &metrics);
+                            commit(&mut wal, &mut appends, &mut buf, &active, &metrics, &live);
                             let _ = done.send(rotate(&mut wal, &active, &state));
                         }
                         Cmd::Stop => {
-                            commit(&mut wal, &mut appends, &mut buf, &active, &metrics);
+                            commit(&mut wal, &mut appends, &mut buf, &active, &metrics, &live);
                             return;
                         }
                     }
                 }
-                commit(&mut wal, &mut appends, &mut buf, &active, &metrics);
+                commit(&mut wal, &mut appends, &mut buf, &active, &metrics, &live);
             }
         })?;
     Ok(IngestHandle { tx: Mutex::new(tx) })
@@ -126,6 +128,7 @@ fn commit(
     buf: &mut Vec<u8>,
     active: &Mutex<Head>,
     metrics: &StoreMetrics,
+    live: &LiveHub,
 ) {
     if appends.is_empty() {
         return;
@@ -165,8 +168,13 @@ fn commit(
         return;
     }
     let now = now_ns();
+    // Copies for live tail sessions, only of tenants someone tails.
+    let mut live_copies = Vec::new();
     let mut head = active.lock();
     for (tenant, streams, done) in appends.drain(..) {
+        if !live.is_idle() && live.subscribers(&tenant) > 0 {
+            live_copies.push((tenant.clone(), streams.clone()));
+        }
         let bytes: usize = streams
             .iter()
             .flat_map(|(_, es)| es.iter())
@@ -183,6 +191,11 @@ fn commit(
             .bytes_appended
             .fetch_add(bytes as u64, Ordering::Relaxed);
         let _ = done.send(Ok(stats));
+    }
+    drop(head);
+    let acked = Instant::now();
+    for (tenant, streams) in &live_copies {
+        live.publish(tenant, streams, acked);
     }
 }
 

@@ -22,6 +22,7 @@ mod error;
 pub mod head;
 mod ingest;
 mod lifecycle;
+pub mod live;
 mod objects;
 mod read;
 pub mod scan;
@@ -172,6 +173,8 @@ pub struct Store {
     deletes: RwLock<Vec<Arc<deletes::Compiled>>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<StoreMetrics>,
+    /// Acknowledged entries for live tail sessions.
+    pub live: Arc<live::LiveHub>,
 }
 
 impl Store {
@@ -251,6 +254,7 @@ impl Store {
             frozen: Vec::new(),
             catalog,
         }));
+        let live = Arc::new(live::LiveHub::default());
         let ingest = ingest::start(
             &wal_dir,
             replay.next_seq,
@@ -258,6 +262,7 @@ impl Store {
             active.clone(),
             state.clone(),
             metrics.clone(),
+            live.clone(),
         )?;
         Ok(Arc::new(Store {
             cfg,
@@ -273,6 +278,7 @@ impl Store {
             deferred: Mutex::new(leftovers),
             deletes: RwLock::new(delete_reqs),
             metrics,
+            live,
         }))
     }
 

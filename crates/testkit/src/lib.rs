@@ -199,6 +199,43 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Current time in ns since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Pushes `(ts, line)` entries as JSON to one stream (as `tenant` when given); asserts 204.
+pub fn push_json(
+    addr: &str,
+    tenant: Option<&str>,
+    stream: &[(&str, &str)],
+    entries: &[(i64, String)],
+) {
+    let labels: serde_json::Map<String, serde_json::Value> = stream
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    let values: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(ts, l)| serde_json::json!([ts.to_string(), l]))
+        .collect();
+    let body = serde_json::json!({"streams": [{"stream": labels, "values": values}]});
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(tenant.map(|t| ("X-Scope-OrgID", t)));
+    let (status, resp) = http(
+        addr,
+        "POST",
+        "/loki/api/v1/push",
+        &headers,
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&resp));
+}
+
 /// Every line `query` returns in `[start, end)`, paging forward 5000 at a time.
 pub fn query_lines(addr: &str, query: &str, mut start: i64, end: i64) -> Vec<String> {
     let mut out = Vec::new();

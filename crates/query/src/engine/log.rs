@@ -144,6 +144,13 @@ fn merge(
 /// Groups rows (already in result order) into streams: by all labels, or by indexed
 /// labels only when categorized. Streams come out sorted by labels.
 pub fn group_streams(rows: Vec<LogRow>, categorize: bool) -> Vec<StreamResult> {
+    let mut out = group_rows(rows, categorize);
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+/// [`group_streams`] with streams in order of their first row (live tail frames).
+pub fn group_rows(rows: Vec<LogRow>, categorize: bool) -> Vec<StreamResult> {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<StreamResult> = Vec::new();
     for r in rows {
@@ -161,6 +168,5 @@ pub fn group_streams(rows: Vec<LogRow>, categorize: bool) -> Vec<StreamResult> {
         });
         out[i].rows.push(r);
     }
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
 }

@@ -11,6 +11,8 @@ mod log;
 mod range;
 mod vector;
 
+pub use log::{group_rows, group_streams};
+
 use crate::result::{QueryResult, Sample, Series};
 use crate::{Error, LogSource, Result};
 use silt_logql::ast::{Expr, MetricExpr, VectorOp};

@@ -22,8 +22,9 @@ use filters::{parse_bytes, parse_go_duration, CompiledLineFilter, LabelFilter};
 use regex::Regex;
 use silt_logql::ast::{LabelFormat, LabelSelection, RangeAggregation, RangeOp, Stage, UnwrapConv};
 use silt_logql::pattern::Pattern;
-use silt_model::Timestamp;
+use silt_model::{Entry, Labels, Timestamp};
 use std::collections::HashMap;
+use std::sync::Arc;
 use template::{Ctx, Template};
 
 #[derive(Debug)]
@@ -238,6 +239,27 @@ impl Pipeline {
             }
         }
         Some((owned.unwrap_or_else(|| line.to_string()), labels))
+    }
+
+    /// Runs the stages over entries of one stream (live tail: entries that never went
+    /// through a source); the rows that pass, in input order.
+    pub fn run_stream<'e>(
+        &self,
+        stream: &Arc<Labels>,
+        entries: impl IntoIterator<Item = &'e Entry>,
+    ) -> Vec<crate::LogRow> {
+        entries
+            .into_iter()
+            .filter_map(|e| {
+                let labels = EntryLabels::new(stream.clone(), e.metadata.clone());
+                let (line, labels) = self.process(e.ts, &e.line, labels)?;
+                Some(crate::LogRow {
+                    ts: e.ts,
+                    line,
+                    labels,
+                })
+            })
+            .collect()
     }
 }
 

@@ -116,3 +116,22 @@ mod no_panic {
         }
     }
 }
+
+#[test]
+fn run_stream_keeps_passing_rows_in_order() {
+    let stream = Arc::new(Labels::from_pairs([("app", "x")]));
+    let entries: Vec<Entry> = ["x err", "y err", "x ok", "x err 2"]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Entry {
+            ts: i as i64,
+            line: l.to_string(),
+            metadata: Labels::new(),
+        })
+        .collect();
+    let rows = pipeline(r#"{app="x"} |= "x" | line_format "{{__line__}}!" |~ "err""#)
+        .run_stream(&stream, &entries);
+    let got: Vec<(i64, &str)> = rows.iter().map(|r| (r.ts, r.line.as_str())).collect();
+    assert_eq!(got, [(0, "x err!"), (3, "x err 2!")]);
+    assert_eq!(rows[0].labels.stream, stream);
+}
