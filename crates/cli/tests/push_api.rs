@@ -3,17 +3,10 @@
 
 use silt_model::{Entry, Labels};
 use silt_proto::{encode_push_protobuf, PushStream};
-use silt_testkit::{enc, free_port, http, Server};
+use silt_testkit::{enc, free_port, http, now_ns, Server};
 
 fn bin() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_silt"))
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 fn push(addr: &str, ctype: &str, extra: &[(&str, &str)], body: &[u8]) -> (u16, String) {

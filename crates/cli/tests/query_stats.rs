@@ -1,7 +1,7 @@
 //! Query statistics are what the query really read (head, then segments after a flush),
 //! and refused requests are logged for operators with tenant, route, status and reason.
 
-use silt_testkit::{enc, free_port, http, Server};
+use silt_testkit::{enc, free_port, http, now_ns, Server};
 
 const CONFIG: &str = "
 auth_enabled: true
@@ -12,13 +12,6 @@ limits:
 
 fn bin() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_silt"))
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 fn push(addr: &str, tenant: &str, lines: &[String], ts0: i64) -> (u16, String) {

@@ -5,8 +5,8 @@ use crate::segment::{SegmentMeta, BATCH_ROWS};
 use crate::{Error, Result};
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::PageIndexPolicy;
@@ -137,6 +137,30 @@ fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, Ro
     (ranges, RowSelection::from(sel))
 }
 
+/// A reader of the selected rows' columns that `keep` names; counts the pages it reads.
+fn open_reader(
+    file: File,
+    meta: &FileMeta,
+    slices: &Slices<'_>,
+    keep: impl Fn(&str) -> bool,
+    stats: &Stats,
+) -> Result<ParquetRecordBatchReader> {
+    let (ranges, sel) = select_rows(meta, slices);
+    count_pages(meta, &ranges, &keep, stats);
+    let schema = meta.schema();
+    let roots: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| keep(schema.field(i).name()))
+        .collect();
+    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    Ok(
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+            .with_row_selection(sel)
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()?,
+    )
+}
+
 /// Timestamps alone of the rows with `start <= ts < end` of the `wanted` streams, each
 /// ascending: only the `stream` and `ts` columns are decoded (pipeline-less counts).
 pub fn read_timestamps(
@@ -145,28 +169,15 @@ pub fn read_timestamps(
     slices: Slices<'_>,
     stats: &Stats,
 ) -> Result<HashMap<usize, Vec<Timestamp>>> {
-    let (ranges, sel) = select_rows(meta, &slices);
     let (start, end) = slices.range;
-    count_pages(meta, &ranges, |c| c == "stream" || c == "ts", stats);
-    let schema = meta.schema();
-    let root = |name: &str| {
-        schema
-            .index_of(name)
-            .map_err(|_| Error::Corrupt(format!("segment lacks column {name}")))
-    };
-    let mask = ProjectionMask::roots(meta.parquet_schema(), [root("stream")?, root("ts")?]);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
-        .with_row_selection(sel)
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()?;
+    let reader = open_reader(file, meta, &slices, |c| c == "stream" || c == "ts", stats)?;
     let mut out: HashMap<usize, Vec<Timestamp>> =
         slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
     let mut n = 0u64;
     for batch in reader {
         let batch = batch?;
-        let stream = col::<UInt32Array>(&batch, 0)?;
-        let ts = col::<Int64Array>(&batch, 1)?;
+        let stream = named::<UInt32Array>(&batch, "stream")?;
+        let ts = named::<Int64Array>(&batch, "ts")?;
         for (s, t) in stream.values().iter().zip(ts.values().iter()) {
             if *t < start || *t >= end {
                 continue;
@@ -194,33 +205,18 @@ pub fn read_streams(
     filter: Option<&LinePredicate>,
     stats: &Stats,
 ) -> Result<HashMap<usize, Vec<Entry>>> {
-    let (ranges, sel) = select_rows(meta, &slices);
     let (start, end) = slices.range;
-    count_pages(meta, &ranges, |c| lines || c != "line", stats);
-    let schema = meta.schema().clone();
-    let roots: Vec<usize> = (0..schema.fields().len())
-        .filter(|&i| lines || schema.field(i).name() != "line")
-        .collect();
-    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
-        .with_row_selection(sel)
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()?;
+    let reader = open_reader(file, meta, &slices, |c| lines || c != "line", stats)?;
     let mut out: HashMap<usize, Vec<Entry>> =
         slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
     let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
     for batch in reader {
         let batch = batch?;
         let bs = batch.schema();
-        let idx = |name: &str| {
-            bs.index_of(name)
-                .map_err(|_| Error::Corrupt(format!("segment lacks column {name}")))
-        };
-        let stream = col::<UInt32Array>(&batch, idx("stream")?)?;
-        let ts = col::<Int64Array>(&batch, idx("ts")?)?;
+        let stream = named::<UInt32Array>(&batch, "stream")?;
+        let ts = named::<Int64Array>(&batch, "ts")?;
         let line = if lines {
-            Some(col::<StringArray>(&batch, idx("line")?)?)
+            Some(named::<StringArray>(&batch, "line")?)
         } else {
             None
         };
@@ -280,7 +276,7 @@ pub fn read_streams(
 fn count_pages(
     meta: &FileMeta,
     ranges: &[(usize, usize)],
-    read: impl Fn(&str) -> bool,
+    read: &impl Fn(&str) -> bool,
     stats: &Stats,
 ) {
     let md = meta.metadata();
@@ -316,6 +312,15 @@ fn count_pages(
     }
     stats::add(&stats.pages, pages);
     stats::add(&stats.compressed_bytes, bytes);
+}
+
+/// The column called `name` of a batch.
+fn named<'b, T: 'static>(batch: &'b RecordBatch, name: &str) -> Result<&'b T> {
+    let i = batch
+        .schema()
+        .index_of(name)
+        .map_err(|_| Error::Corrupt(format!("segment lacks column {name}")))?;
+    col(batch, i)
 }
 
 fn col<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T> {
