@@ -106,6 +106,19 @@ pub trait LogSource: Send + Sync {
     ) -> Result<Option<Vec<StreamTimestamps>>> {
         Ok(None)
     }
+
+    /// About how many entries `select` would read for these streams in `[start, end)`
+    /// (an upper bound is fine), when the source knows without reading: the engine sizes
+    /// its time slices by it. `None`: slices follow data time.
+    fn entries_hint(
+        &self,
+        _tenant: &str,
+        _matchers: &[LabelMatcher],
+        _start: Timestamp,
+        _end: Timestamp,
+    ) -> Option<u64> {
+        None
+    }
 }
 
 /// A `LogSource` over streams held in memory, for tests and small tools.

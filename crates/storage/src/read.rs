@@ -390,6 +390,16 @@ impl Store {
 pub struct StoreSource(pub Arc<Store>);
 
 impl LogSource for StoreSource {
+    fn entries_hint(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Option<u64> {
+        Some(self.0.index_stats(tenant, matchers, start, end).entries)
+    }
+
     fn timestamps(
         &self,
         req: &SelectRequest<'_>,

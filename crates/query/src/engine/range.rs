@@ -8,8 +8,10 @@ use silt_logql::ast::{Grouping, RangeAggregation, RangeOp};
 use silt_model::{Direction, Labels, MatchOp};
 use std::collections::HashMap;
 
-/// A time slice holds about this much data time, so memory stays bounded however long
-/// the query range is.
+/// A time slice holds about this many entries (its samples, 16 bytes each, are in memory
+/// at once), so memory stays bounded however long the query range is.
+const SLICE_ENTRIES: u64 = 1 << 20;
+/// Without an entry count from the source, a slice holds about this much data time.
 const SLICE_NS: i64 = 3_600_000_000_000;
 /// At most this many slices per query (each slice opens the source once).
 const MAX_SLICES: usize = 256;
@@ -28,11 +30,11 @@ pub(super) fn eval(
     pushdown: Option<&Grouping>,
 ) -> Result<StepMatrix> {
     if grid.steps.len() == 1 {
-        if let Some(parts) = split_window(engine, r) {
+        if let Some(parts) = split_window(engine, r, tenant, grid.steps[0]) {
             return eval_split_window(engine, r, &parts, tenant, grid, pushdown);
         }
     }
-    let slices = slice_steps(engine, r, grid);
+    let slices = slice_steps(engine, r, tenant, grid);
     if slices.len() <= 1 {
         return eval_slice(engine, r, tenant, grid, pushdown);
     }
@@ -57,16 +59,39 @@ pub(super) fn eval(
     })
 }
 
-/// Splits the steps into contiguous runs: about an hour of data each (memory), and at
-/// least one per thread when each run still spans ≥ 4 windows (re-read overlap stays small).
-fn slice_steps(engine: &Engine<'_>, r: &RangeAggregation, grid: &Grid) -> Vec<Grid> {
+/// How many pieces memory asks for when reading `(start, end]`: one per
+/// [`SLICE_ENTRIES`] entries when the source can tell, else one per [`SLICE_NS`]. No
+/// more: each piece decodes again the segment pages its range shares with its
+/// neighbours.
+fn pieces_for_memory(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    tenant: &str,
+    (start, end): (i64, i64),
+) -> usize {
+    match engine
+        .source()
+        .entries_hint(tenant, &r.log.selector, start + 1, end + 1)
+    {
+        Some(n) => (n / SLICE_ENTRIES) as usize,
+        None => ((end - start) / SLICE_NS) as usize,
+    }
+}
+
+/// Splits the steps into contiguous runs: as many as memory asks for, and at least one
+/// per thread when each run still spans ≥ 4 windows (re-read overlap stays small).
+fn slice_steps(engine: &Engine<'_>, r: &RangeAggregation, tenant: &str, grid: &Grid) -> Vec<Grid> {
     let steps = &grid.steps;
     if steps.len() < 2 {
         return vec![grid.clone()];
     }
     let step = steps[1] - steps[0];
     let span = steps[steps.len() - 1] - steps[0] + step;
-    let by_time = (span / SLICE_NS) as usize;
+    let read = (
+        steps[0] - r.range - r.offset,
+        steps[steps.len() - 1] - r.offset,
+    );
+    let by_time = pieces_for_memory(engine, r, tenant, read);
     let by_threads = engine
         .limits()
         .parallelism
@@ -86,7 +111,12 @@ fn slice_steps(engine: &Engine<'_>, r: &RangeAggregation, grid: &Grid) -> Vec<Gr
 
 /// For an instant count/bytes/rate over a long window: the window cut into consecutive
 /// sub-windows whose integer counts add up exactly.
-fn split_window(engine: &Engine<'_>, r: &RangeAggregation) -> Option<Vec<RangeAggregation>> {
+fn split_window(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    tenant: &str,
+    t: i64,
+) -> Option<Vec<RangeAggregation>> {
     // unwrapped rates sum float values: splitting would change the rounding
     if r.unwrap.is_some()
         || !matches!(
@@ -96,7 +126,7 @@ fn split_window(engine: &Engine<'_>, r: &RangeAggregation) -> Option<Vec<RangeAg
     {
         return None;
     }
-    let by_time = (r.range / SLICE_NS) as usize;
+    let by_time = pieces_for_memory(engine, r, tenant, (t - r.range - r.offset, t - r.offset));
     // below a minute per part the source set-up outweighs the parallel gain
     let by_threads = engine
         .limits()
