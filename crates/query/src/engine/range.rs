@@ -8,10 +8,12 @@ use silt_logql::ast::{Grouping, RangeAggregation, RangeOp};
 use silt_model::{Direction, Labels, MatchOp};
 use std::collections::HashMap;
 
-/// A time slice holds about this many entries (its samples, 16 bytes each, are in memory
-/// at once), so memory stays bounded however long the query range is.
-const SLICE_ENTRIES: u64 = 1 << 20;
-/// Without an entry count from the source, a slice holds about this much data time.
+/// A time slice holds about an hour of data time, or fewer, larger slices where that
+/// holds under this many entries: a source may hold a slice's entries of one segment
+/// decoded at once, and each slice decodes again the pages it shares with its neighbours,
+/// so sparse data is read in as few slices as memory allows.
+const SLICE_ENTRIES: u64 = 1 << 16;
+/// Data time of a slice when entries are dense.
 const SLICE_NS: i64 = 3_600_000_000_000;
 /// At most this many slices per query (each slice opens the source once).
 const MAX_SLICES: usize = 256;
@@ -59,22 +61,21 @@ pub(super) fn eval(
     })
 }
 
-/// How many pieces memory asks for when reading `(start, end]`: one per
-/// [`SLICE_ENTRIES`] entries when the source can tell, else one per [`SLICE_NS`]. No
-/// more: each piece decodes again the segment pages its range shares with its
-/// neighbours.
+/// How many pieces memory asks for when reading `(start, end]`: one per [`SLICE_NS`] of
+/// data time, fewer when the source says each would hold under [`SLICE_ENTRIES`].
 fn pieces_for_memory(
     engine: &Engine<'_>,
     r: &RangeAggregation,
     tenant: &str,
     (start, end): (i64, i64),
 ) -> usize {
+    let by_time = ((end - start) / SLICE_NS) as usize;
     match engine
         .source()
         .entries_hint(tenant, &r.log.selector, start + 1, end + 1)
     {
-        Some(n) => (n / SLICE_ENTRIES) as usize,
-        None => ((end - start) / SLICE_NS) as usize,
+        Some(n) => by_time.min((n / SLICE_ENTRIES) as usize),
+        None => by_time,
     }
 }
 
