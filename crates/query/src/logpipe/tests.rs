@@ -114,6 +114,20 @@ mod no_panic {
                 let _ = run(q, &line);
             }
         }
+        /// Lines made of JSON's own tokens reach deep into the json scanner.
+        #[test]
+        fn json_scanner_never_panics(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "{", "}", "[", "]", "\"", ":", ",", " ", "\\", "\\u12", "\\n", "a", "1",
+                "-", ".", "e", "true", "tru", "null", "\"k\":", "é", "\u{FFFD}",
+            ]),
+            0..40,
+        )) {
+            let line: String = parts.concat();
+            for q in QUERIES {
+                let _ = run(q, &line);
+            }
+        }
     }
 }
 
