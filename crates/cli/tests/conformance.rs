@@ -3,42 +3,14 @@
 //! Loki v3.7.6's recorded answers are the oracle. The number of passing cases may only
 //! go up: it must reach `tests/conformance_baseline.txt`.
 
-use silt_testkit::{free_port, shared_dir, Server};
+use silt_testkit::{conformance_server, shared_dir};
 use std::process::Command;
-
-const CONFIG: &str = "
-limits:
-  reject_old_samples: false
-  ingestion_rate_mb: 1024
-  ingestion_burst_size_mb: 1024
-storage:
-  wal_fsync: false
-# the kit's data is from 2024: keep it past the default 7-day retention
-compactor:
-  retention_enabled: false
-";
 
 #[test]
 fn loki_conformance_kit() {
     let kit = shared_dir().join("conformance");
-    assert!(
-        kit.join("compare.py").is_file(),
-        "conformance kit not found at {}",
-        kit.display()
-    );
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(bin(), dir.path(), CONFIG, free_port());
-
-    let load = Command::new("python3")
-        .arg(kit.join("load.py"))
-        .arg(server.url())
-        .output()
-        .expect("run load.py");
-    assert!(
-        load.status.success(),
-        "load.py failed: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    let server = conformance_server(bin(), dir.path());
 
     let out = Command::new("python3")
         .arg(kit.join("compare.py"))

@@ -7,20 +7,9 @@
 //! `SILT_BLESS=1 cargo test -p silt --test drilldown` and review the diff.
 
 use serde_json::{json, Value};
-use silt_testkit::{enc, free_port, http, shared_dir, Server};
+use silt_testkit::{conformance_server, enc, http, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const CONFIG: &str = "
-limits:
-  reject_old_samples: false
-  ingestion_rate_mb: 1024
-  ingestion_burst_size_mb: 1024
-storage:
-  wal_fsync: false
-compactor:
-  retention_enabled: false
-";
 
 /// The kit's data: 2024-01-01T00:00Z to 06:00Z.
 const START: i64 = 1_704_067_200;
@@ -74,29 +63,8 @@ fn range() -> (String, String) {
 
 #[test]
 fn drilldown_endpoints_on_the_kit() {
-    let kit = shared_dir().join("conformance");
-    assert!(
-        kit.join("load.py").is_file(),
-        "conformance kit not found at {}",
-        kit.display()
-    );
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        Path::new(env!("CARGO_BIN_EXE_silt")),
-        dir.path(),
-        CONFIG,
-        free_port(),
-    );
-    let load = Command::new("python3")
-        .arg(kit.join("load.py"))
-        .arg(server.url())
-        .output()
-        .expect("run load.py");
-    assert!(
-        load.status.success(),
-        "load.py failed: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    let server = conformance_server(Path::new(env!("CARGO_BIN_EXE_silt")), dir.path());
     let addr = server.addr.as_str();
 
     volume(addr);
@@ -418,25 +386,8 @@ fn bad_parameters(addr: &str) {
     }
 }
 
-/// logcli 3.7.6 from `../shared/peers`, unpacked into `target/peers`.
-fn logcli_bin() -> Option<PathBuf> {
-    let unpack = shared_dir().join("peers/unpack.sh");
-    if !unpack.is_file() {
-        return None;
-    }
-    let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers");
-    let st = Command::new("bash").arg(&unpack).arg(&dest).output().ok()?;
-    assert!(
-        st.status.success(),
-        "unpack.sh failed: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    Some(dest.join("logcli"))
-}
-
 fn logcli(server: &Server) {
-    let Some(bin) = logcli_bin() else {
-        println!("skipping logcli checks: ../shared/peers not found");
+    let Some(bin) = silt_testkit::logcli() else {
         return;
     };
     let run = |args: &[&str]| -> String {

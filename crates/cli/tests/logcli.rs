@@ -3,35 +3,12 @@
 //! peers directory (unpacked into `target/peers`); without that directory the test
 //! says so and passes.
 
-use silt_testkit::{free_port, now_ns, push_json, shared_dir, Server};
+use silt_testkit::{free_port, logcli, now_ns, push_json, Server};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn logcli() -> Option<PathBuf> {
-    let peers = shared_dir().join("peers");
-    if !peers.join("unpack.sh").exists() {
-        eprintln!(
-            "SKIP logcli test: {} is absent (it holds the logcli binary)",
-            peers.display()
-        );
-        return None;
-    }
-    let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers");
-    let out = Command::new("bash")
-        .arg(peers.join("unpack.sh"))
-        .arg(&dest)
-        .output()
-        .expect("run unpack.sh");
-    assert!(
-        out.status.success(),
-        "unpack.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(dest.join("logcli"))
-}
 
 fn push(addr: &str, app: &str, entries: &[(i64, String)]) {
     push_json(addr, None, &[("app", app), ("env", "test")], entries);

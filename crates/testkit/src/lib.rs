@@ -191,6 +191,66 @@ pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
+/// A server config that takes the conformance kit's data (from 2024) as it is.
+pub const CONFORMANCE_CONFIG: &str = "
+limits:
+  reject_old_samples: false
+  ingestion_rate_mb: 1024
+  ingestion_burst_size_mb: 1024
+storage:
+  wal_fsync: false
+# the kit's data is from 2024: keep it past the default 7-day retention
+compactor:
+  retention_enabled: false
+";
+
+/// A `bin server` in `data_dir` holding the conformance kit's data (`load.py`).
+pub fn conformance_server(bin: &Path, data_dir: &Path) -> Server {
+    let kit = shared_dir().join("conformance");
+    assert!(
+        kit.join("load.py").is_file(),
+        "conformance kit not found at {}",
+        kit.display()
+    );
+    let server = Server::start(bin, data_dir, CONFORMANCE_CONFIG, free_port());
+    let load = Command::new("python3")
+        .arg(kit.join("load.py"))
+        .arg(server.url())
+        .output()
+        .expect("run load.py");
+    assert!(
+        load.status.success(),
+        "load.py failed: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    server
+}
+
+/// logcli 3.7.6 from `../shared/peers`, unpacked into the workspace's `target/peers`;
+/// `None` (said on stderr) when that directory is absent.
+pub fn logcli() -> Option<PathBuf> {
+    let peers = shared_dir().join("peers");
+    if !peers.join("unpack.sh").exists() {
+        eprintln!(
+            "SKIP logcli checks: {} is absent (it holds the logcli binary)",
+            peers.display()
+        );
+        return None;
+    }
+    let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers");
+    let out = Command::new("bash")
+        .arg(peers.join("unpack.sh"))
+        .arg(&dest)
+        .output()
+        .expect("run unpack.sh");
+    assert!(
+        out.status.success(),
+        "unpack.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(dest.join("logcli"))
+}
+
 /// Peak resident set size of a process in bytes (Linux `VmHWM`).
 pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
