@@ -80,13 +80,19 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    pub(crate) fn string(&mut self) -> Result<String> {
+    /// A length-prefixed byte string, borrowed.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.len()?;
-        let s = std::str::from_utf8(&self.buf[self.pos..self.pos + n])
-            .map_err(|_| Error::Corrupt("invalid utf-8".into()))?
-            .to_string();
+        let b = &self.buf[self.pos..self.pos + n];
         self.pos += n;
-        Ok(s)
+        Ok(b)
+    }
+
+    pub(crate) fn string(&mut self) -> Result<String> {
+        let b = self.bytes()?;
+        Ok(std::str::from_utf8(b)
+            .map_err(|_| Error::Corrupt("invalid utf-8".into()))?
+            .to_string())
     }
 
     fn labels(&mut self) -> Result<Labels> {

@@ -10,7 +10,7 @@ use crate::scan;
 use crate::segment::{SegmentMeta, REST_COLUMN};
 use crate::{Result, Store};
 use silt_model::{Labels, Timestamp};
-use silt_query::source::{count_memory, StreamTimestamps};
+use silt_query::source::StreamTimestamps;
 use silt_query::stats::{add, Stats};
 use silt_query::SelectRequest;
 use std::collections::HashMap;
@@ -52,18 +52,18 @@ impl Store {
             }
             let mut unsure = false;
             self.for_each_head_stream(&st, req.tenant, req.matchers, range, |labels, hs| {
-                let entries = hs.range(req.start, req.end);
-                unsure |= entries
-                    .iter()
-                    .any(|e| metadata.iter().any(|k| e.metadata.contains(k)));
-                count_memory(&head, &entries);
-                if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-                    let ts = entries.iter().map(|e| e.ts).collect();
-                    let src = Source::Head(ts);
+                let c = hs.counts(req.start, req.end, metadata);
+                unsure |= c.has_key;
+                if let (Some(&first), Some(&last)) = (c.ts.first(), c.ts.last()) {
+                    add(&head.head_lines, c.ts.len() as u64);
+                    add(&head.head_bytes, c.line_bytes);
+                    add(&head.head_metadata_bytes, c.metadata_bytes);
+                    add(&head.chunks_ref, 1);
+                    let src = Source::Head(c.ts.to_vec());
                     parts
                         .entry(labels.clone())
                         .or_default()
-                        .push((first.ts, last.ts, src));
+                        .push((first, last, src));
                 }
             });
             if unsure {

@@ -177,13 +177,51 @@ impl HeadStream {
         self.sorted = true;
     }
 
-    /// Sorted entries with `start <= ts < end`.
-    pub fn range(&mut self, start: Timestamp, end: Timestamp) -> Vec<Entry> {
+    /// Indexes of the entries with `start <= ts < end`, once sorted.
+    fn bounds(&mut self, start: Timestamp, end: Timestamp) -> std::ops::Range<usize> {
         self.sort();
         let lo = self.ts.partition_point(|&t| t < start);
         let hi = self.ts.partition_point(|&t| t < end);
-        (lo..hi).map(|i| self.entry(i)).collect()
+        lo..hi
     }
+
+    /// Sorted entries with `start <= ts < end`.
+    pub fn range(&mut self, start: Timestamp, end: Timestamp) -> Vec<Entry> {
+        self.bounds(start, end).map(|i| self.entry(i)).collect()
+    }
+
+    /// What a count needs of the entries with `start <= ts < end`, without building them.
+    pub fn counts(&mut self, start: Timestamp, end: Timestamp, keys: &[String]) -> HeadCounts<'_> {
+        let r = self.bounds(start, end);
+        let mut c = HeadCounts {
+            ts: &[],
+            line_bytes: 0,
+            metadata_bytes: 0,
+            has_key: false,
+        };
+        for i in r.clone() {
+            c.line_bytes += self.line(i).len() as u64;
+            let mut md = Reader::new(self.meta_bytes(i));
+            while !md.done() {
+                let (Ok(k), Ok(v)) = (md.bytes(), md.bytes()) else {
+                    break;
+                };
+                c.metadata_bytes += (k.len() + v.len()) as u64;
+                c.has_key |= keys.iter().any(|n| n.as_bytes() == k);
+            }
+        }
+        c.ts = &self.ts[r];
+        c
+    }
+}
+
+/// Timestamps (sorted) of a head stream's entries in a range, their line and structured
+/// metadata bytes, and whether any carries metadata named by the caller.
+pub struct HeadCounts<'a> {
+    pub ts: &'a [Timestamp],
+    pub line_bytes: u64,
+    pub metadata_bytes: u64,
+    pub has_key: bool,
 }
 
 /// Head data of one tenant.

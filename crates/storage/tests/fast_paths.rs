@@ -57,8 +57,13 @@ const QUERIES: &[&str] = &[
 ];
 
 /// Each query's answer as sorted text, with the engine's stats.
-fn answers(store: &Arc<Store>, plain: bool, end: i64) -> Vec<(String, Arc<Stats>)> {
-    QUERIES
+fn answers(
+    store: &Arc<Store>,
+    queries: &'static [&'static str],
+    plain: bool,
+    end: i64,
+) -> Vec<(String, Arc<Stats>)> {
+    queries
         .iter()
         .map(|q| {
             let expr = silt_logql::parse(q).unwrap();
@@ -120,12 +125,16 @@ async fn total(store: &Arc<Store>, plain: bool) -> f64 {
     .unwrap()
 }
 
-async fn compare(store: &Arc<Store>, end: i64) -> Vec<bool> {
+async fn compare(store: &Arc<Store>, queries: &'static [&'static str], end: i64) -> Vec<bool> {
     let s2 = store.clone();
-    let (fast, plain) =
-        tokio::task::spawn_blocking(move || (answers(&s2, false, end), answers(&s2, true, end)))
-            .await
-            .unwrap();
+    let (fast, plain) = tokio::task::spawn_blocking(move || {
+        (
+            answers(&s2, queries, false, end),
+            answers(&s2, queries, true, end),
+        )
+    })
+    .await
+    .unwrap();
     let mut used = Vec::new();
     for ((f, fs), (p, ps)) in fast.iter().zip(&plain) {
         assert_eq!(f, p);
@@ -151,7 +160,7 @@ async fn pipeline_less_counts_from_timestamps_equal_counts_from_entries() {
     }
     store.append("t", batch(300 * S, 200)).await.unwrap();
     let end = 400 * S;
-    let used = compare(&store, end).await;
+    let used = compare(&store, QUERIES, end).await;
     // The first four take the fast path on clean data, the rest cannot.
     assert_eq!(used, [true, true, true, true, false, false, false, false]);
 
@@ -167,7 +176,7 @@ async fn pipeline_less_counts_from_timestamps_equal_counts_from_entries() {
         )
         .await
         .unwrap();
-    compare(&store, end).await;
+    compare(&store, QUERIES, end).await;
     // Duplicates count once, both ways: 6 streams of 1400 entries, and the late one.
     for plain in [false, true] {
         assert_eq!(
@@ -206,5 +215,20 @@ async fn pipeline_less_counts_from_timestamps_equal_counts_from_entries() {
             .await
             .unwrap();
     }
-    compare(&store, end).await;
+    compare(&store, QUERIES, end).await;
+}
+
+/// Only the head holds the data: its structured metadata decides alone whether a
+/// grouping may skip entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_metadata_named_in_the_grouping_reads_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).await.unwrap();
+    store.append("t", batch(0, 400)).await.unwrap();
+    const HEAD_QUERIES: &[&str] = &[
+        r#"sum by (app) (count_over_time({app=~".+"}[10s]))"#,
+        r#"sum by (app, trace_id) (count_over_time({app="db"}[10s]))"#,
+    ];
+    // Counted without the trace ids, the second query would answer one series per app.
+    compare(&store, HEAD_QUERIES, 200 * S).await;
 }
