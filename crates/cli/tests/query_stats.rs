@@ -91,6 +91,18 @@ fn stats_count_what_was_read_and_refusals_are_logged() {
     assert_eq!(store["totalChunksDownloaded"], 1, "{st}");
     assert_eq!(st["ingester"]["store"]["chunk"]["headChunkLines"], 0);
     assert_eq!(st["summary"]["totalLinesProcessed"], 100);
+    assert_eq!(store["chunksSkippedByContentIndex"], 0, "{st}");
+
+    // A word no line holds: the content index rules the segment out unread.
+    let st = stats(a, "t1", r#"{app="a"} |= " warn ""#);
+    let store = &st["querier"]["store"];
+    assert_eq!(store["chunksSkippedByContentIndex"], 1, "{st}");
+    assert_eq!(store["segmentsRead"], 0, "{st}");
+    assert_eq!(st["summary"]["totalLinesProcessed"], 0, "{st}");
+    // A word one line holds: read as before.
+    let st = stats(a, "t1", r#"{app="a"} |= " 3 ""#);
+    assert_eq!(st["querier"]["store"]["chunksSkippedByContentIndex"], 0);
+    assert_eq!(st["summary"]["totalPostFilterLines"], 1, "{st}");
 
     // A metric query counts every sample it kept.
     let st = stats(a, "t1", r#"sum(count_over_time({app="a"}[5m]))"#);

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod fields;
 pub mod logpipe;
+pub mod needles;
 pub mod patterns;
 pub mod result;
 pub mod source;

@@ -28,14 +28,38 @@ pub struct SelectRequest<'a> {
     pub stats: Arc<Stats>,
 }
 
-/// A shareable test on a line (the leading `|=`/`|~`/… stages of a pipeline).
+/// A shareable test on a line (the leading `|=`/`|~`/… stages of a pipeline), with what
+/// it implies as data for content indexes.
 #[derive(Clone)]
-pub struct LinePredicate(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+pub struct LinePredicate {
+    test: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    required: Arc<[crate::needles::Clause]>,
+}
 
 impl LinePredicate {
+    /// A predicate that implies nothing a content index could use.
+    pub fn new(test: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        LinePredicate {
+            test: Arc::new(test),
+            required: Arc::new([]),
+        }
+    }
+
+    /// Adds clauses every kept line satisfies: for each, the line contains one of its
+    /// needles, ASCII case ignored (see [`crate::needles`]).
+    pub fn with_required(mut self, required: Vec<crate::needles::Clause>) -> Self {
+        self.required = required.into();
+        self
+    }
+
     /// Whether `line` may be kept.
     pub fn test(&self, line: &str) -> bool {
-        (self.0)(line)
+        (self.test)(line)
+    }
+
+    /// Clauses every kept line satisfies (empty: nothing known).
+    pub fn required(&self) -> &[crate::needles::Clause] {
+        &self.required
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Stats {
     pub chunks_downloaded: AtomicU64,
     /// Segment files opened.
     pub segments: AtomicU64,
+    /// Segment stream slices not read because their content index ruled them out.
+    pub content_skipped_chunks: AtomicU64,
     /// Time spent reading segments, ns.
     pub download_ns: AtomicU64,
     /// Exact duplicates dropped while merging parts of a stream.
@@ -79,6 +81,7 @@ impl Stats {
             (&self.chunks_ref, &o.chunks_ref),
             (&self.chunks_downloaded, &o.chunks_downloaded),
             (&self.segments, &o.segments),
+            (&self.content_skipped_chunks, &o.content_skipped_chunks),
             (&self.download_ns, &o.download_ns),
             (&self.duplicates, &o.duplicates),
             (&self.post_filter_lines, &o.post_filter_lines),

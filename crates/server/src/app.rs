@@ -262,6 +262,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.flush_max_bytes = cfg.storage.flush_max_bytes as usize;
     scfg.flush_max_age = cfg.storage.flush_max_age;
     scfg.zstd_level = cfg.storage.zstd_level;
+    scfg.content_index = cfg.storage.content_index;
     scfg.backend = cfg.storage.backend()?;
     scfg.wal_max_bytes = cfg.storage.wal_max_size;
     scfg.cache_max_bytes = cfg.storage.object_store.cache_max_size;

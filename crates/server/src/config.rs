@@ -145,6 +145,9 @@ pub struct StorageConfig {
     pub flush_max_age: Duration,
     /// zstd level of segment pages (1–22).
     pub zstd_level: i32,
+    /// Write a content index beside each segment, so line filters skip blocks of lines
+    /// that cannot match.
+    pub content_index: bool,
     /// Refuse pushes (503) once the WAL holds this much; 0 disables the cap. The WAL only
     /// grows past a few flushes' worth when the object store is failing.
     #[serde(deserialize_with = "de_bytes")]
@@ -388,6 +391,7 @@ impl Default for StorageConfig {
             flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(15 * 60),
             zstd_level: 6,
+            content_index: true,
             wal_max_size: 0,
             object_store: ObjectStoreConfig::default(),
         }

@@ -105,8 +105,8 @@ pub struct QueryStats {
 }
 
 /// Loki's `stats` object: segments count as the querier's store (`decompressed*`), the
-/// in-memory head as the ingester's (`headChunk*`); `pagesRead` and `segmentsRead` are
-/// Silt's own (Loki's clients ignore keys they do not know).
+/// in-memory head as the ingester's (`headChunk*`); `pagesRead`, `segmentsRead` and
+/// `chunksSkippedByContentIndex` are Silt's own (Loki's clients ignore keys they do not know).
 fn write_stats(out: &mut String, st: &QueryStats) {
     let r = &*st.read;
     let get = Stats::get;
@@ -157,6 +157,7 @@ fn write_stats(out: &mut String, st: &QueryStats) {
             "queryReferencedStructuredMetadata": md,
             "segmentsRead": get(&r.segments),
             "pagesRead": get(&r.pages),
+            "chunksSkippedByContentIndex": get(&r.content_skipped_chunks),
             "chunk": store_chunk,
         }},
         "ingester": {

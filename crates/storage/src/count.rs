@@ -100,6 +100,7 @@ impl Store {
                 seg: &meta,
                 wanted: &wanted,
                 range,
+                only: None,
             };
             let ts = scan::read_timestamps(file, &fm, slices, stats)?;
             read.insert(id, ts);

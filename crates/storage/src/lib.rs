@@ -16,6 +16,7 @@
 
 mod catalog;
 pub mod codec;
+pub mod content;
 mod count;
 mod deletes;
 mod error;
@@ -47,6 +48,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Memory for parsed content indexes: about 4 % of the segment bytes they describe.
+const CONTENT_CACHE_BYTES: usize = 32 << 20;
+
 /// Storage settings.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -62,6 +66,8 @@ pub struct StoreConfig {
     pub flush_check_interval: Duration,
     /// zstd level for segment pages.
     pub zstd_level: i32,
+    /// Write a content index beside each segment (line filters skip blocks by it).
+    pub content_index: bool,
     /// Where segments live.
     pub backend: Backend,
     /// Largest size of the local segment cache (remote backends).
@@ -93,6 +99,7 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(15 * 60),
             flush_check_interval: Duration::from_secs(5),
             zstd_level: 6,
+            content_index: true,
             backend: Backend::Local,
             cache_max_bytes: 10 << 30,
             upload_concurrency: 8,
@@ -164,6 +171,8 @@ pub struct Store {
     active: Arc<Mutex<Head>>,
     state: Arc<RwLock<State>>,
     file_meta: Mutex<HashMap<String, FileMeta>>,
+    /// Parsed content indexes (see [`content`]).
+    content: Mutex<content::Cache>,
     flush_lock: tokio::sync::Mutex<()>,
     flush_wakeup: tokio::sync::Notify,
     maint_lock: tokio::sync::Mutex<()>,
@@ -221,8 +230,7 @@ impl Store {
         let mut leftovers = Vec::new();
         for meta in metas {
             if replaced.contains(&(meta.tenant.clone(), meta.id.clone())) {
-                leftovers.push((Instant::now(), meta.index_path()));
-                leftovers.push((Instant::now(), meta.data_path()));
+                leftovers.extend(meta.object_paths().into_iter().map(|p| (Instant::now(), p)));
             } else {
                 catalog.add(Arc::new(meta));
             }
@@ -272,6 +280,7 @@ impl Store {
             active,
             state,
             file_meta: Mutex::new(HashMap::new()),
+            content: Mutex::new(content::Cache::new(CONTENT_CACHE_BYTES)),
             flush_lock: tokio::sync::Mutex::new(()),
             flush_wakeup: tokio::sync::Notify::new(),
             maint_lock: tokio::sync::Mutex::new(()),
@@ -448,29 +457,25 @@ impl Store {
                 continue;
             }
             let f = frozen.clone();
-            let level = self.cfg.zstd_level;
+            let (level, content) = (self.cfg.zstd_level, self.cfg.content_index);
             let id = new_segment_id();
             let t = tenant.clone();
             let encoded = tokio::task::spawn_blocking(move || {
                 let mut head = f.head.lock();
                 match head.tenants.get_mut(&t) {
                     Some(th) if th.entries > 0 => {
-                        segment::encode(&t, &id, th, f.wal_through, level).map(Some)
+                        segment::encode(&t, &id, th, f.wal_through, level, content).map(Some)
                     }
                     _ => Ok(None),
                 }
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
-            let Some((data, meta)) = encoded else {
+            let Some(encoded) = encoded else {
                 frozen.persisted.lock().insert(tenant);
                 continue;
             };
-            // Data first, then the index: an index object means a complete segment.
-            self.objects.put(&meta.data_path(), data).await?;
-            self.objects
-                .put(&meta.index_path(), serde_json::to_vec(&meta)?)
-                .await?;
+            let meta = encoded.put(&self.objects).await?;
             self.metrics
                 .segments_written
                 .fetch_add(1, Ordering::Relaxed);

@@ -336,15 +336,26 @@ impl Store {
             if let Some(th) = head.tenants.get_mut(tenant).filter(|t| t.entries > 0) {
                 let id = crate::new_segment_id();
                 let wal_through = olds.iter().map(|s| s.wal_through).max().unwrap_or(0);
-                let (data, mut meta) =
-                    segment::encode(tenant, &id, th, wal_through, self.cfg.zstd_level)?;
-                meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
-                self.objects.put(&meta.data_path(), data).await?;
+                let mut enc = segment::encode(
+                    tenant,
+                    &id,
+                    th,
+                    wal_through,
+                    self.cfg.zstd_level,
+                    self.cfg.content_index,
+                )?;
+                enc.meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
+                let meta = &enc.meta;
+                self.objects.put(&meta.data_path(), enc.data).await?;
                 failpoint("rewrite-after-data");
+                if let Some(c) = enc.content {
+                    self.objects.put(&meta.content_path(), c).await?;
+                }
                 self.objects
                     .put(&meta.index_path(), serde_json::to_vec(&meta)?)
                     .await?;
                 failpoint("rewrite-after-index");
+                let meta = enc.meta;
                 self.metrics
                     .segments_written
                     .fetch_add(1, Ordering::Relaxed);
@@ -369,8 +380,7 @@ impl Store {
         let due = Instant::now() + self.cfg.delete_delay;
         let mut deferred = self.deferred.lock();
         for seg in olds {
-            deferred.push((due, seg.index_path()));
-            deferred.push((due, seg.data_path()));
+            deferred.extend(seg.object_paths().into_iter().map(|p| (due, p)));
         }
         Ok(())
     }
@@ -396,6 +406,7 @@ impl Store {
                 return Err(e);
             }
             self.file_meta.lock().remove(path);
+            self.content.lock().remove(path);
             n += 1;
             failpoint("delete-after-first");
         }

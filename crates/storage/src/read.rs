@@ -1,8 +1,8 @@
 //! The read path: streams, labels and stats over head, frozen heads and segments.
 
 use crate::head::HeadStream;
-use crate::scan;
 use crate::segment::SegmentMeta;
+use crate::{content, scan};
 use crate::{Error, Result, State, Store};
 use parking_lot::Mutex;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, Timestamp};
@@ -75,8 +75,6 @@ impl SegmentRead {
                 self.filter.as_ref(),
                 &self.stats,
             )?);
-            stats::add(&self.stats.segments, 1);
-            stats::add(&self.stats.chunks_downloaded, self.wanted.len() as u64);
             stats::add(&self.stats.download_ns, started.elapsed().as_nanos() as u64);
         }
         Ok(data
@@ -260,13 +258,69 @@ impl Store {
         filter: Option<&LinePredicate>,
         stats: &Stats,
     ) -> Result<HashMap<usize, Vec<Entry>>> {
+        let only = match filter {
+            Some(f) if lines && meta.content_size > 0 => self.content_rows(meta, wanted, f),
+            _ => None,
+        };
+        if only.as_ref().is_some_and(|o| o.is_empty()) {
+            // No block can hold a matching line: the data file is not even opened.
+            stats::add(&stats.content_skipped_chunks, wanted.len() as u64);
+            return Ok(HashMap::new());
+        }
         let (file, fm) = self.open_segment(meta)?;
+        stats::add(&stats.segments, 1);
+        stats::add(&stats.chunks_downloaded, wanted.len() as u64);
         let slices = scan::Slices {
             seg: meta,
             wanted,
             range,
+            only: only.as_deref(),
         };
         scan::read_streams(file, &fm, slices, lines, filter, stats)
+    }
+
+    /// The rows of `wanted` streams that the segment's content index cannot rule out for
+    /// `filter`; `None` when the filter implies nothing or the index is unreadable (then
+    /// everything is read: the index only ever saves work).
+    fn content_rows(
+        &self,
+        meta: &SegmentMeta,
+        wanted: &[usize],
+        filter: &LinePredicate,
+    ) -> Option<Vec<(usize, usize)>> {
+        let clauses = content::clause_items(filter.required())?;
+        let path = meta.content_path();
+        let cached = self.content.lock().get(&path);
+        let parsed = match cached {
+            Some(idx) => Ok(idx),
+            None => self
+                .read_object_file(&path)
+                .and_then(|data| content::Index::parse(&data))
+                .map(|idx| {
+                    let idx = Arc::new(idx);
+                    self.content.lock().insert(path, idx.clone());
+                    idx
+                }),
+        };
+        match parsed {
+            Ok(idx) => Some(idx.candidate_rows(wanted, &clauses)),
+            Err(e) => {
+                tracing::warn!(segment = %meta.id, error = %e, "content index unusable; reading the segment whole");
+                None
+            }
+        }
+    }
+
+    /// The bytes of an object, through the local cache for remote backends.
+    fn read_object_file(&self, path: &str) -> Result<Vec<u8>> {
+        let local = self.objects.local_file(path, &self.rt)?;
+        match std::fs::read(&local) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.objects.is_local() => {
+                self.objects.evict_path(path);
+                Ok(std::fs::read(self.objects.local_file(path, &self.rt)?)?)
+            }
+            r => Ok(r?),
+        }
     }
 
     /// Streams of `tenant` matching `matchers` with data in `[start, end)` (head and segments).

@@ -100,12 +100,20 @@ pub struct Slices<'a> {
     pub wanted: &'a [usize],
     /// `[start, end)`, ns.
     pub range: (Timestamp, Timestamp),
+    /// When known, the only rows (segment-global, sorted ranges) that may matter, e.g.
+    /// the blocks a content index could not rule out.
+    pub only: Option<&'a [(usize, usize)]>,
 }
 
 /// The rows of the wanted streams in the `ts` pages that overlap the range: as
 /// file-global row ranges and as a Parquet selection.
 fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, RowSelection) {
-    let Slices { seg, wanted, range } = *slices;
+    let Slices {
+        seg,
+        wanted,
+        range,
+        only,
+    } = *slices;
     let total = meta.metadata().file_metadata().num_rows() as usize;
     let mut ranges: Vec<(usize, usize)> = wanted
         .iter()
@@ -117,6 +125,9 @@ fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, Ro
     // can hold wanted rows, so a narrow range decodes a few pages, not whole streams.
     if let Some(pages) = ts_page_ranges(meta, range) {
         ranges = intersect(&ranges, &pages);
+    }
+    if let Some(only) = only {
+        ranges = intersect(&ranges, only);
     }
     let mut sel = Vec::new();
     let mut pos = 0;
@@ -337,7 +348,6 @@ mod tests {
     use crate::head::Head;
     use crate::segment::encode;
     use std::io::Write;
-    use std::sync::Arc;
 
     #[test]
     fn write_then_read_each_stream() {
@@ -366,7 +376,8 @@ mod tests {
             0,
         );
         let th = head.tenants.get_mut("t").unwrap();
-        let (bytes, meta) = encode("t", "s1", th, 9, 3).unwrap();
+        let enc = encode("t", "s1", th, 9, 3, false).unwrap();
+        let (bytes, meta) = (enc.data, enc.meta);
         assert_eq!(meta.rows, 20_002);
         assert_eq!(meta.streams[0].labels, a.as_slice());
         assert_eq!((meta.min_ts, meta.max_ts, meta.wal_through), (0, 19_999, 9));
@@ -380,6 +391,7 @@ mod tests {
                 seg: &meta,
                 wanted: &[1],
                 range: (0, 10),
+                only: None,
             },
             true,
             None,
@@ -397,6 +409,7 @@ mod tests {
                 seg: &meta,
                 wanted: &[0, 1],
                 range: (2, 105),
+                only: None,
             },
             false,
             None,
@@ -429,7 +442,8 @@ mod tests {
             .collect();
         head.append("t", streams, 0);
         let th = head.tenants.get_mut("t").unwrap();
-        let (bytes, meta) = encode("t", "s1", th, 1, 1).unwrap();
+        let enc = encode("t", "s1", th, 1, 1, false).unwrap();
+        let (bytes, meta) = (enc.data, enc.meta);
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
         let fm = load_meta(f.as_file()).unwrap();
@@ -447,6 +461,7 @@ mod tests {
                     seg: &meta,
                     wanted: &[0, 2],
                     range: (lo, hi),
+                    only: None,
                 },
                 true,
                 None,
@@ -460,7 +475,7 @@ mod tests {
             assert_eq!(got[&2][0].line, format!("l{lo}"));
         }
         let stats = Stats::default();
-        let only_7s = LinePredicate(Arc::new(|l: &str| l.ends_with('7')));
+        let only_7s = LinePredicate::new(|l: &str| l.ends_with('7'));
         let got = read_streams(
             f.reopen().unwrap(),
             &fm,
@@ -468,6 +483,7 @@ mod tests {
                 seg: &meta,
                 wanted: &[1],
                 range: (0, 100),
+                only: None,
             },
             true,
             Some(&only_7s),

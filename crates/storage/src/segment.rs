@@ -73,6 +73,14 @@ pub struct SegmentMeta {
     /// ignored and removed when found at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaces: Vec<String>,
+    /// Size of the content index object beside the segment (0: none; segments written
+    /// before content indexes, or with them disabled, are read whole).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub content_size: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SegmentMeta {
@@ -84,6 +92,21 @@ impl SegmentMeta {
     /// Object path of this sidecar.
     pub fn index_path(&self) -> String {
         segment_path(&self.tenant, &self.id, "index.json")
+    }
+
+    /// Object path of the content index (see [`crate::content`]).
+    pub fn content_path(&self) -> String {
+        segment_path(&self.tenant, &self.id, "content")
+    }
+
+    /// Every object of the segment, in the order they are safely deleted: the sidecar
+    /// first (without it the rest is ignored), then the data, then the content index.
+    pub fn object_paths(&self) -> Vec<String> {
+        let mut out = vec![self.index_path(), self.data_path()];
+        if self.content_size > 0 {
+            out.push(self.content_path());
+        }
+        out
     }
 }
 
@@ -104,14 +127,41 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
         .build())
 }
 
-/// Encodes a tenant's frozen head as a Parquet file; returns the bytes and the sidecar.
+/// A segment ready to upload.
+pub struct Encoded {
+    /// The Parquet file.
+    pub data: Vec<u8>,
+    /// The content index, when asked for.
+    pub content: Option<Vec<u8>>,
+    /// The sidecar.
+    pub meta: SegmentMeta,
+}
+
+impl Encoded {
+    /// Uploads the objects in commit order: data and content index first, then the
+    /// sidecar, whose presence means a complete segment.
+    pub(crate) async fn put(self, objects: &crate::objects::Objects) -> Result<SegmentMeta> {
+        objects.put(&self.meta.data_path(), self.data).await?;
+        if let Some(c) = self.content {
+            objects.put(&self.meta.content_path(), c).await?;
+        }
+        objects
+            .put(&self.meta.index_path(), serde_json::to_vec(&self.meta)?)
+            .await?;
+        Ok(self.meta)
+    }
+}
+
+/// Encodes a tenant's frozen head as a Parquet file and, with `content_index`, the
+/// content index beside it.
 pub fn encode(
     tenant: &str,
     id: &str,
     head: &mut TenantHead,
     wal_through: u64,
     zstd_level: i32,
-) -> Result<(Vec<u8>, SegmentMeta)> {
+    content_index: bool,
+) -> Result<Encoded> {
     // Column per metadata key, most frequent first.
     let mut key_counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut streams: Vec<_> = head
@@ -159,6 +209,7 @@ pub fn encode(
     let mut row = 0u64;
     let (mut min_ts, mut max_ts, mut raw) = (Timestamp::MAX, Timestamp::MIN, 0u64);
     let mut b = Builders::new(md_keys.len(), has_rest);
+    let mut content = content_index.then(crate::content::Builder::default);
     for (sidx, s) in streams.iter().enumerate() {
         table.push(SegmentStream {
             labels: s.labels.as_slice().to_vec(),
@@ -172,7 +223,11 @@ pub fn encode(
         max_ts = max_ts.max(s.max_ts);
         raw += s.bytes as u64;
         for i in 0..s.len() {
-            b.push(sidx as u32, &s.entry(i), &md_keys);
+            let e = s.entry(i);
+            if let Some(c) = &mut content {
+                c.push(sidx as u32, row, e.line.as_bytes());
+            }
+            b.push(sidx as u32, &e, &md_keys);
             row += 1;
             if b.rows == BATCH_ROWS {
                 writer.write(&b.finish(&schema)?)?;
@@ -194,14 +249,23 @@ pub fn encode(
         wal_through,
         streams: table,
         replaces: Vec::new(),
+        content_size: 0,
     };
     writer.append_key_value_metadata(KeyValue::new(
         "silt.segment".to_string(),
         serde_json::to_string(&meta)?,
     ));
     writer.close()?;
-    let size = out.len() as u64;
-    Ok((out, SegmentMeta { size, ..meta }))
+    let content = content.map(crate::content::Builder::finish);
+    Ok(Encoded {
+        meta: SegmentMeta {
+            size: out.len() as u64,
+            content_size: content.as_ref().map_or(0, |c| c.len() as u64),
+            ..meta
+        },
+        data: out,
+        content,
+    })
 }
 
 struct Builders {

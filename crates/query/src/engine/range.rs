@@ -13,6 +13,8 @@ use std::collections::HashMap;
 /// decoded at once, and each slice decodes again the pages it shares with its neighbours,
 /// so sparse data is read in as few slices as memory allows.
 const SLICE_ENTRIES: u64 = 1 << 16;
+/// The same when only timestamps are read ([`count_timestamps`]): 16 bytes an entry.
+const SLICE_TIMESTAMPS: u64 = 1 << 20;
 /// Data time of a slice when entries are dense.
 const SLICE_NS: i64 = 3_600_000_000_000;
 /// At most this many slices per query (each slice opens the source once).
@@ -32,11 +34,11 @@ pub(super) fn eval(
     pushdown: Option<&Grouping>,
 ) -> Result<StepMatrix> {
     if grid.steps.len() == 1 {
-        if let Some(parts) = split_window(engine, r, tenant, grid.steps[0]) {
+        if let Some(parts) = split_window(engine, r, tenant, grid.steps[0], pushdown) {
             return eval_split_window(engine, r, &parts, tenant, grid, pushdown);
         }
     }
-    let slices = slice_steps(engine, r, tenant, grid);
+    let slices = slice_steps(engine, r, tenant, grid, pushdown);
     if slices.len() <= 1 {
         return eval_slice(engine, r, tenant, grid, pushdown);
     }
@@ -62,26 +64,39 @@ pub(super) fn eval(
 }
 
 /// How many pieces memory asks for when reading `(start, end]`: one per [`SLICE_NS`] of
-/// data time, fewer when the source says each would hold under [`SLICE_ENTRIES`].
+/// data time, fewer when the source says each would hold under [`SLICE_ENTRIES`] (or
+/// [`SLICE_TIMESTAMPS`]).
 fn pieces_for_memory(
     engine: &Engine<'_>,
     r: &RangeAggregation,
     tenant: &str,
     (start, end): (i64, i64),
+    pushdown: Option<&Grouping>,
 ) -> usize {
     let by_time = ((end - start) / SLICE_NS) as usize;
+    let per_slice = if timestamps_suffice(engine, r, pushdown) {
+        SLICE_TIMESTAMPS
+    } else {
+        SLICE_ENTRIES
+    };
     match engine
         .source()
         .entries_hint(tenant, &r.log.selector, start + 1, end + 1)
     {
-        Some(n) => by_time.min((n / SLICE_ENTRIES) as usize),
+        Some(n) => by_time.min((n / per_slice) as usize),
         None => by_time,
     }
 }
 
 /// Splits the steps into contiguous runs: as many as memory asks for, and at least one
 /// per thread when each run still spans ≥ 4 windows (re-read overlap stays small).
-fn slice_steps(engine: &Engine<'_>, r: &RangeAggregation, tenant: &str, grid: &Grid) -> Vec<Grid> {
+fn slice_steps(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    tenant: &str,
+    grid: &Grid,
+    pushdown: Option<&Grouping>,
+) -> Vec<Grid> {
     let steps = &grid.steps;
     if steps.len() < 2 {
         return vec![grid.clone()];
@@ -92,7 +107,7 @@ fn slice_steps(engine: &Engine<'_>, r: &RangeAggregation, tenant: &str, grid: &G
         steps[0] - r.range - r.offset,
         steps[steps.len() - 1] - r.offset,
     );
-    let by_time = pieces_for_memory(engine, r, tenant, read);
+    let by_time = pieces_for_memory(engine, r, tenant, read, pushdown);
     let by_threads = engine
         .limits()
         .parallelism
@@ -117,6 +132,7 @@ fn split_window(
     r: &RangeAggregation,
     tenant: &str,
     t: i64,
+    pushdown: Option<&Grouping>,
 ) -> Option<Vec<RangeAggregation>> {
     // unwrapped rates sum float values: splitting would change the rounding
     if r.unwrap.is_some()
@@ -127,7 +143,8 @@ fn split_window(
     {
         return None;
     }
-    let by_time = pieces_for_memory(engine, r, tenant, (t - r.range - r.offset, t - r.offset));
+    let window = (t - r.range - r.offset, t - r.offset);
+    let by_time = pieces_for_memory(engine, r, tenant, window, pushdown);
     // below a minute per part the source set-up outweighs the parallel gain
     let by_threads = engine
         .limits()
@@ -278,16 +295,14 @@ fn count_timestamps(
     pushdown: Option<&Grouping>,
     by_series: &mut HashMap<Labels, Vec<(i64, f64)>>,
 ) -> Result<bool> {
-    let Some(g) = r.grouping.as_ref().or(pushdown).filter(|g| !g.without) else {
+    let Some(g) = r
+        .grouping
+        .as_ref()
+        .or(pushdown)
+        .filter(|_| timestamps_suffice(engine, r, pushdown))
+    else {
         return Ok(false);
     };
-    if !engine.fast_paths()
-        || !r.log.pipeline.is_empty()
-        || r.unwrap.is_some()
-        || !matches!(r.op, RangeOp::CountOverTime | RangeOp::Rate)
-    {
-        return Ok(false);
-    }
     let Some(streams) = engine.source().timestamps(req, &g.labels)? else {
         return Ok(false);
     };
@@ -303,6 +318,20 @@ fn count_timestamps(
             .extend(ts.into_iter().map(|t| (t, 1.0)));
     }
     Ok(true)
+}
+
+/// Whether a range aggregation is a pipeline-less count grouped by labels, which
+/// [`count_timestamps`] may answer from timestamps alone.
+fn timestamps_suffice(
+    engine: &Engine<'_>,
+    r: &RangeAggregation,
+    pushdown: Option<&Grouping>,
+) -> bool {
+    r.grouping.as_ref().or(pushdown).is_some_and(|g| !g.without)
+        && engine.fast_paths()
+        && r.log.pipeline.is_empty()
+        && r.unwrap.is_none()
+        && matches!(r.op, RangeOp::CountOverTime | RangeOp::Rate)
 }
 
 /// One value per step from each series' samples.

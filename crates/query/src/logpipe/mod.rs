@@ -57,19 +57,25 @@ enum LabelFmt {
 /// The pipeline's leading line filters as one predicate (they depend on the line
 /// alone, so a source may apply them before building entries); `None` if there are none.
 pub fn line_prefilter(stages: &[Stage]) -> Result<Option<crate::LinePredicate>> {
-    let filters = stages
+    let leading: Vec<&silt_logql::ast::LineFilter> = stages
         .iter()
         .map_while(|s| match s {
-            Stage::LineFilter(f) => Some(CompiledLineFilter::new(f)),
+            Stage::LineFilter(f) => Some(f),
             _ => None,
         })
-        .collect::<Result<Vec<_>>>()?;
-    if filters.is_empty() {
+        .collect();
+    if leading.is_empty() {
         return Ok(None);
     }
-    Ok(Some(crate::LinePredicate(std::sync::Arc::new(
-        move |line: &str| filters.iter().all(|f| f.keep(line)),
-    ))))
+    let filters = leading
+        .iter()
+        .map(|f| CompiledLineFilter::new(f))
+        .collect::<Result<Vec<_>>>()?;
+    let required = crate::needles::required(&leading);
+    Ok(Some(
+        crate::LinePredicate::new(move |line: &str| filters.iter().all(|f| f.keep(line)))
+            .with_required(required),
+    ))
 }
 
 /// A compiled log pipeline.
