@@ -125,7 +125,7 @@ fn parse_entry(row: &LogRow) -> (EntryFields, Option<&'static str>) {
         return (out, Some("json"));
     }
     let mut labels = EntryLabels::new(stream.clone(), Default::default());
-    logfmt(&row.line, false, false, &[], &mut labels);
+    logfmt(&row.line, false, false, &[], &mut labels, None);
     for (k, v) in labels.parsed.iter() {
         if k == "__error__" || k == "__error_details__" {
             continue;

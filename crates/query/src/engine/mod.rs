@@ -371,6 +371,8 @@ fn merge_same_labels(m: StepMatrix) -> Result<StepMatrix> {
 }
 
 #[cfg(test)]
+mod hints_tests;
+#[cfg(test)]
 mod tests;
 
 /// `approx_topk` answers instant queries only (its sketch has no per-step form in Loki).

@@ -277,6 +277,22 @@ impl LabelFilter {
         })
     }
 
+    /// Adds every label name the filter reads.
+    pub fn names(&self, out: &mut Vec<String>) {
+        match self {
+            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+                a.names(out);
+                b.names(out);
+            }
+            LabelFilter::Matcher(m) => out.push(m.name.clone()),
+            LabelFilter::Regex(name, ..)
+            | LabelFilter::Number(name, ..)
+            | LabelFilter::Duration(name, ..)
+            | LabelFilter::Bytes(name, ..)
+            | LabelFilter::Ip(name, ..) => out.push(name.clone()),
+        }
+    }
+
     /// Loki's semantics: `and` evaluates both sides, `or` stops at the first success;
     /// conversion failures keep the line and set `LabelFilterErr`; once an error is set,
     /// only string matchers can filter.

@@ -2,6 +2,7 @@
 //! (JSONParser, JSONExpressionParser, UnpackParser) on the ported scanner: the same
 //! labels before an error, the same errors, the same leniency.
 
+use super::hints::Hints;
 use super::jsonparser::{self as jp, JsonError, ObjectIter, ValueType};
 use super::parsers::{add_parsed, sanitize_into};
 use super::EntryLabels;
@@ -53,13 +54,21 @@ fn append_part(out: &mut String, part: &str) {
     }
 }
 
+/// A scalar leaf's value as Loki reads it (strings unescaped).
+fn leaf_value(raw: &[u8], t: ValueType) -> Cow<'_, str> {
+    match t {
+        ValueType::String => json_string(raw),
+        _ => lossy(raw),
+    }
+}
+
 /// Walks the scalar leaves of a JSON object as `| json` does, nested objects without
-/// recursion: `leaf(name, keys, value)` with the sanitized flattened name, the raw keys
-/// from the top and the value as Loki reads it. Stops at the first syntax error, after
-/// the leaves before it.
+/// recursion: `leaf(name, keys, raw value, type)` with the sanitized flattened name and
+/// the raw keys from the top (the value is read with [`leaf_value`] only where needed).
+/// Stops at the first syntax error, after the leaves before it.
 fn walk_leaves<'a>(
     line: &'a str,
-    mut leaf: impl FnMut(&str, &[Cow<'a, [u8]>], Cow<'a, str>),
+    mut leaf: impl FnMut(&str, &[Cow<'a, [u8]>], &'a [u8], ValueType),
 ) -> Result<(), JsonError> {
     // Per open object: its parent's cursor and the name length before its key.
     let mut stack: Vec<(ObjectIter<'a>, usize)> = Vec::new();
@@ -72,12 +81,8 @@ fn walk_leaves<'a>(
                 ValueType::String | ValueType::Number | ValueType::Boolean => {
                     let len = name.len();
                     append_part(&mut name, &lossy(&key));
-                    let v = match t {
-                        ValueType::String => json_string(value),
-                        _ => lossy(value),
-                    };
                     keys.push(key);
-                    leaf(&name, &keys, v);
+                    leaf(&name, &keys, value, t);
                     keys.pop();
                     name.truncate(len);
                 }
@@ -103,9 +108,15 @@ fn walk_leaves<'a>(
 }
 
 /// `| json` without parameters: scalar leaves of nested objects become labels named by
-/// their sanitized path. Labels found before a syntax error are kept, as in Loki.
-pub fn json_all(line: &str, labels: &mut EntryLabels) {
-    if let Err(e) = walk_leaves(line, |name, _, v| add_parsed(labels, name, &v)) {
+/// their sanitized path. Labels found before a syntax error are kept, as in Loki. With
+/// `hints`, only wanted labels are set; the whole line is still checked.
+pub fn json_all(line: &str, labels: &mut EntryLabels, hints: Option<&Hints>) {
+    let r = walk_leaves(line, |name, _, raw, t| {
+        if hints.is_none_or(|h| h.may_want(name)) {
+            add_parsed(labels, name, &leaf_value(raw, t));
+        }
+    });
+    if let Err(e) = r {
         labels.set_error(JSON_ERR, e.message());
     }
 }
@@ -114,9 +125,9 @@ pub fn json_all(line: &str, labels: &mut EntryLabels) {
 /// detected fields' `jsonPath`); `None` when the line is not a well-formed object.
 pub fn json_fields_with_paths(line: &str) -> Option<Vec<(String, String, Vec<String>)>> {
     let mut out = Vec::new();
-    walk_leaves(line, |name, keys, v| {
+    walk_leaves(line, |name, keys, raw, t| {
         let path = keys.iter().map(|k| lossy(k).into_owned()).collect();
-        out.push((name.to_string(), v.into_owned(), path));
+        out.push((name.to_string(), leaf_value(raw, t).into_owned(), path));
     })
     .ok()?;
     Some(out)

@@ -1,6 +1,7 @@
 //! Log pipelines: the per-entry stages of LogQL, and sample extraction for metric queries.
 
 mod filters;
+mod hints;
 mod json_stage;
 mod jsoneachkey;
 mod jsonparser;
@@ -8,6 +9,7 @@ mod labels;
 mod parsers;
 mod template;
 
+pub use hints::Hints;
 pub use labels::EntryLabels;
 
 /// Field extraction the detected-fields API reuses.
@@ -20,9 +22,12 @@ pub mod extract {
 use crate::{Error, Result};
 use filters::{parse_bytes, parse_go_duration, CompiledLineFilter, LabelFilter};
 use regex::Regex;
-use silt_logql::ast::{LabelFormat, LabelSelection, RangeAggregation, RangeOp, Stage, UnwrapConv};
+use silt_logql::ast::{
+    Grouping, LabelFormat, LabelSelection, RangeAggregation, RangeOp, Stage, UnwrapConv,
+};
 use silt_logql::pattern::Pattern;
 use silt_model::{Entry, Labels, Timestamp};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use template::{Ctx, Template};
@@ -82,6 +87,8 @@ pub fn line_prefilter(stages: &[Stage]) -> Result<Option<crate::LinePredicate>> 
 #[derive(Debug)]
 pub struct Pipeline {
     stages: Vec<Compiled>,
+    /// The labels `json`/`logfmt` must set; `None`: all.
+    hints: Option<Hints>,
 }
 
 fn invalid(e: impl std::fmt::Display) -> Error {
@@ -137,7 +144,16 @@ impl Pipeline {
                 Stage::Decolorize => Compiled::Decolorize,
             });
         }
-        Ok(Pipeline { stages: out })
+        Ok(Pipeline {
+            stages: out,
+            hints: None,
+        })
+    }
+
+    /// Parsers set only the labels in `hints` (see [`Hints`]).
+    pub fn with_hints(mut self, hints: Option<Hints>) -> Self {
+        self.hints = hints;
+        self
     }
 
     /// Whether the pipeline leaves every entry unchanged.
@@ -150,8 +166,20 @@ impl Pipeline {
         &self,
         ts: Timestamp,
         line: &str,
-        mut labels: EntryLabels,
+        labels: EntryLabels,
     ) -> Option<(String, EntryLabels)> {
+        self.process_cow(ts, line, labels)
+            .map(|(l, labels)| (l.into_owned(), labels))
+    }
+
+    /// [`Pipeline::process`], borrowing the line when no stage rewrote it.
+    pub fn process_cow<'l>(
+        &self,
+        ts: Timestamp,
+        line: &'l str,
+        mut labels: EntryLabels,
+    ) -> Option<(Cow<'l, str>, EntryLabels)> {
+        let hints = self.hints.as_ref();
         let mut owned: Option<String> = None;
         for st in &self.stages {
             let cur: &str = owned.as_deref().unwrap_or(line);
@@ -162,14 +190,14 @@ impl Pipeline {
                     }
                 }
                 Compiled::Json(params) if params.is_empty() => {
-                    json_stage::json_all(cur, &mut labels)
+                    json_stage::json_all(cur, &mut labels, hints)
                 }
                 Compiled::Json(params) => json_stage::json_expr(cur, params, &mut labels),
                 Compiled::Logfmt {
                     strict,
                     keep_empty,
                     params,
-                } => parsers::logfmt(cur, *strict, *keep_empty, params, &mut labels),
+                } => parsers::logfmt(cur, *strict, *keep_empty, params, &mut labels, hints),
                 Compiled::Regexp(re) => parsers::regexp(cur, re, &mut labels),
                 Compiled::Pattern(p) => parsers::pattern(cur, p, &mut labels),
                 Compiled::Unpack => {
@@ -244,7 +272,7 @@ impl Pipeline {
                 Compiled::Decolorize => owned = Some(decolorize(cur)),
             }
         }
-        Some((owned.unwrap_or_else(|| line.to_string()), labels))
+        Some((owned.map_or(Cow::Borrowed(line), Cow::Owned), labels))
     }
 
     /// Runs the stages over entries of one stream (live tail: entries that never went
@@ -306,8 +334,15 @@ pub struct SampleExtractor {
 }
 
 impl SampleExtractor {
-    /// Compiles the pipeline, unwrap and post-filters of `agg`.
+    /// Compiles the pipeline, unwrap and post-filters of `agg`; parsers set every label.
     pub fn new(agg: &RangeAggregation) -> Result<SampleExtractor> {
+        Self::grouped(agg, None)
+    }
+
+    /// [`SampleExtractor::new`] for samples whose series keep only the labels of `series`
+    /// (plus the error labels, see `EntryLabels::project`): parsers then set only the
+    /// labels the pipeline, unwrap and that grouping read (see [`Hints`]).
+    pub fn grouped(agg: &RangeAggregation, series: Option<&Grouping>) -> Result<SampleExtractor> {
         let unwrap = match &agg.unwrap {
             Some(u) => Some((
                 u.label.clone(),
@@ -319,8 +354,15 @@ impl SampleExtractor {
             )),
             None => None,
         };
+        let pipeline = Pipeline::new(&agg.log.pipeline)?;
+        let hints = hints::for_grouping(
+            &pipeline.stages,
+            series,
+            unwrap.as_ref().map(|u| u.0.as_str()),
+            unwrap.as_ref().map_or(&[], |u| u.2.as_slice()),
+        );
         Ok(SampleExtractor {
-            pipeline: Pipeline::new(&agg.log.pipeline)?,
+            pipeline: pipeline.with_hints(hints),
             op: agg.op,
             drop_unwrapped: agg.grouping.is_none(),
             unwrap,
@@ -336,7 +378,7 @@ impl SampleExtractor {
         line: &str,
         labels: EntryLabels,
     ) -> Option<(EntryLabels, f64)> {
-        let (line, mut labels) = self.pipeline.process(ts, line, labels)?;
+        let (line, mut labels) = self.pipeline.process_cow(ts, line, labels)?;
         let value = match &self.unwrap {
             None => match self.op {
                 RangeOp::BytesOverTime | RangeOp::BytesRate => line.len() as f64,

@@ -1,6 +1,7 @@
 //! Parser stages `logfmt`, `regexp`, `pattern`, label naming, and json path syntax (the
 //! json stages are in `json_stage`).
 
+use super::hints::Hints;
 use super::EntryLabels;
 use regex::Regex;
 use silt_logql::pattern::Pattern;
@@ -126,15 +127,69 @@ pub fn path_strings(path: &[PathPart]) -> Vec<String> {
         .collect()
 }
 
-/// logfmt pairs of a line; `Err` at the first malformed pair (for `--strict`).
-/// Pairs of a logfmt line, and the first syntax error as (pairs before it, message).
-type LogfmtScan<'a> = (Vec<(&'a str, Cow<'a, str>)>, Option<(usize, String)>);
+/// A logfmt value as it stands in the line: unquoted, or the inside of quotes, still
+/// escaped when `escaped` (decoded only if its label is wanted).
+#[derive(Clone, Copy)]
+struct RawValue<'a> {
+    text: &'a str,
+    escaped: bool,
+}
 
-fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
+impl<'a> RawValue<'a> {
+    fn is_empty(self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// `\n`, `\t`, `\r` as control characters, any other escaped character as itself.
+    fn decode(self) -> Cow<'a, str> {
+        if !self.escaped {
+            return Cow::Borrowed(self.text);
+        }
+        let mut out = String::with_capacity(self.text.len());
+        let mut it = self.text.chars();
+        while let Some(c) = it.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            // Inside closed quotes every backslash has a character after it.
+            match it.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some(c) => out.push(c),
+                None => out.push('\\'),
+            }
+        }
+        Cow::Owned(out)
+    }
+}
+
+/// go-logfmt's error for the byte at `i`.
+fn unexpected(b: &[u8], i: usize) -> String {
+    format!(
+        "logfmt syntax error at pos {} : unexpected '{}'",
+        i + 1,
+        b[i] as char
+    )
+}
+
+/// Walks the logfmt pairs of a line: `pair(key, value)` for each well-formed pair, and
+/// `error(message)` for each malformed one, which is skipped. Either returns `false` to
+/// stop.
+fn logfmt_scan<'a>(
+    line: &'a str,
+    mut pair: impl FnMut(&'a str, RawValue<'a>) -> bool,
+    mut error: impl FnMut(String) -> bool,
+) {
     let b = line.as_bytes();
     let mut i = 0;
-    let mut out = Vec::new();
-    let mut err: Option<(usize, String)> = None;
+    // Skips the rest of a malformed pair; non-strict parsing goes on after it.
+    let skip = |i: &mut usize| {
+        while *i < b.len() && b[*i] > b' ' {
+            *i += 1;
+        }
+    };
     'pairs: while i < b.len() {
         while i < b.len() && b[i] <= b' ' {
             i += 1;
@@ -148,64 +203,44 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
         }
         let key = &line[ks..i];
         if key.is_empty() {
-            {
-                err.get_or_insert((
-                    out.len(),
-                    format!(
-                        "logfmt syntax error at pos {} : unexpected '{}'",
-                        i + 1,
-                        b[i] as char
-                    ),
-                ));
-                // Skip the malformed pair; non-strict parsing goes on after it.
-                while i < b.len() && b[i] > b' ' {
-                    i += 1;
-                }
-                continue 'pairs;
+            if !error(unexpected(b, i)) {
+                return;
             }
+            skip(&mut i);
+            continue 'pairs;
         }
         if i >= b.len() || b[i] != b'=' {
             if i < b.len() && b[i] == b'"' {
-                {
-                    err.get_or_insert((
-                        out.len(),
-                        format!("logfmt syntax error at pos {} : unexpected '\"'", i + 1),
-                    ));
-                    // Skip the malformed pair; non-strict parsing goes on after it.
-                    while i < b.len() && b[i] > b' ' {
-                        i += 1;
-                    }
-                    continue 'pairs;
+                if !error(unexpected(b, i)) {
+                    return;
                 }
+                skip(&mut i);
+                continue 'pairs;
             }
-            out.push((key, Cow::Borrowed("")));
+            let empty = RawValue {
+                text: "",
+                escaped: false,
+            };
+            if !pair(key, empty) {
+                return;
+            }
             continue;
         }
         i += 1;
         if i < b.len() && b[i] == b'"' {
             i += 1;
-            let mut val = String::new();
+            let start = i;
             let mut escaped = false;
             let mut closed = false;
-            let (start, mut run) = (i, i);
             while i < b.len() {
                 match b[i] {
                     b'\\' if i + 1 < b.len() => {
                         escaped = true;
-                        val.push_str(&line[run..i]);
                         // The escaped character may be multi-byte: step over all of it.
                         let c = line[i + 1..].chars().next().unwrap_or('\\');
-                        match c {
-                            'n' => val.push('\n'),
-                            't' => val.push('\t'),
-                            'r' => val.push('\r'),
-                            c => val.push(c),
-                        }
                         i += 1 + c.len_utf8();
-                        run = i;
                     }
                     b'"' => {
-                        val.push_str(&line[run..i]);
                         i += 1;
                         closed = true;
                         break;
@@ -214,88 +249,106 @@ fn logfmt_pairs(line: &str) -> LogfmtScan<'_> {
                 }
             }
             if !closed {
-                {
-                    err.get_or_insert((
-                        out.len(),
-                        // go-logfmt reports it at the end of the line.
-                        format!(
-                            "logfmt syntax error at pos {} : unterminated quoted value",
-                            b.len() + 1
-                        ),
-                    ));
-                    // Skip the malformed pair; non-strict parsing goes on after it.
-                    while i < b.len() && b[i] > b' ' {
-                        i += 1;
-                    }
-                    continue 'pairs;
+                // go-logfmt reports it at the end of the line.
+                let msg = format!(
+                    "logfmt syntax error at pos {} : unterminated quoted value",
+                    b.len() + 1
+                );
+                if !error(msg) {
+                    return;
                 }
+                skip(&mut i);
+                continue 'pairs;
             }
-            // Quoted values without escapes are borrowed from the line.
-            out.push((
-                key,
-                if escaped {
-                    Cow::Owned(val)
-                } else {
-                    Cow::Borrowed(&line[start..i - 1])
-                },
-            ));
+            let text = &line[start..i - 1];
+            if !pair(key, RawValue { text, escaped }) {
+                return;
+            }
         } else {
             let vs = i;
             while i < b.len() && b[i] > b' ' {
                 if b[i] == b'"' || b[i] == b'=' {
-                    {
-                        err.get_or_insert((
-                            out.len(),
-                            format!(
-                                "logfmt syntax error at pos {} : unexpected '{}'",
-                                i + 1,
-                                b[i] as char
-                            ),
-                        ));
-                        // Skip the malformed pair; non-strict parsing goes on after it.
-                        while i < b.len() && b[i] > b' ' {
-                            i += 1;
-                        }
-                        continue 'pairs;
+                    if !error(unexpected(b, i)) {
+                        return;
                     }
+                    skip(&mut i);
+                    continue 'pairs;
                 }
                 i += 1;
             }
-            out.push((key, Cow::Borrowed(&line[vs..i])));
+            let text = &line[vs..i];
+            if !pair(
+                key,
+                RawValue {
+                    text,
+                    escaped: false,
+                },
+            ) {
+                return;
+            }
         }
     }
-    (out, err)
 }
 
-/// `| logfmt [--strict] [--keep-empty] [params]`.
+/// `| logfmt [--strict] [--keep-empty] [params]`; with `hints`, only wanted labels are
+/// set (errors come out the same).
 pub fn logfmt(
     line: &str,
     strict: bool,
     keep_empty: bool,
     params: &[(String, String)],
     labels: &mut EntryLabels,
+    hints: Option<&Hints>,
 ) {
-    let (mut pairs, err) = logfmt_pairs(line);
-    if strict {
-        // Strict mode stops at the first bad pair: what came before it is kept, as in Loki.
-        if let Some((n, e)) = &err {
-            pairs.truncate(*n);
-            labels.set_error("LogfmtParserErr", e);
-        }
-    }
-    for (k, v) in pairs {
+    let add = |labels: &mut EntryLabels, k: &str, v: RawValue<'_>| {
         if params.is_empty() {
             if v.is_empty() && !keep_empty {
-                continue;
+                return;
             }
-            add_parsed(labels, &sanitize_cow(k), &v);
+            let name = sanitize_cow(k);
+            if hints.is_some_and(|h| !h.may_want(&name)) {
+                return;
+            }
+            add_parsed(labels, &name, &v.decode());
         } else {
             for (name, key) in params {
                 if key == k {
-                    add_parsed(labels, name, &v);
+                    add_parsed(labels, name, &v.decode());
                 }
             }
         }
+    };
+    if !strict {
+        logfmt_scan(
+            line,
+            |k, v| {
+                add(labels, k, v);
+                true
+            },
+            |_| true,
+        );
+        return;
+    }
+    // Strict mode stops at the first bad pair: what came before it is kept, as in Loki,
+    // and the error is set before those pairs are added (a key may be `__error__`).
+    let mut pairs = Vec::new();
+    let mut err = None;
+    logfmt_scan(
+        line,
+        |k, v| {
+            pairs.push((k, v));
+            true
+        },
+        |e| {
+            err = Some(e);
+            false
+        },
+    );
+    if let Some(e) = &err {
+        labels.set_error("LogfmtParserErr", e);
+    }
+    for (k, v) in pairs {
+        add(labels, k, v);
     }
 }
 
@@ -335,20 +388,20 @@ mod tests {
     fn logfmt_modes() {
         let line = r#"level=info msg="a \"b\"" empty= flag dur=5ms"#;
         let mut l = labels();
-        logfmt(line, false, false, &[], &mut l);
+        logfmt(line, false, false, &[], &mut l, None);
         assert_eq!(l.parsed.get("msg"), Some("a \"b\""));
         assert_eq!(l.parsed.get("level_extracted"), Some("info"));
         assert!(!l.parsed.contains("flag"));
         let mut l = labels();
-        logfmt("a=1 b=\"x", true, false, &[], &mut l);
+        logfmt("a=1 b=\"x", true, false, &[], &mut l, None);
         assert_eq!(l.parsed.get("__error__"), Some("LogfmtParserErr"));
         let mut l = labels();
-        logfmt("a=1 b=\"x", false, false, &[], &mut l);
+        logfmt("a=1 b=\"x", false, false, &[], &mut l, None);
         assert!(!l.has_error());
         assert_eq!(l.parsed.get("a"), Some("1"));
         // Escapes before multi-byte characters must not split them.
         let mut l = labels();
-        logfmt("k=\"a\\é\\\"b\" z=1", false, false, &[], &mut l);
+        logfmt("k=\"a\\é\\\"b\" z=1", false, false, &[], &mut l, None);
         assert_eq!(l.parsed.get("k"), Some("aé\"b"));
         assert_eq!(l.parsed.get("z"), Some("1"));
     }
@@ -379,7 +432,7 @@ mod tests {
             ),
         ] {
             let mut l = labels();
-            logfmt(line, true, false, &[], &mut l);
+            logfmt(line, true, false, &[], &mut l, None);
             assert_eq!(l.parsed.get("__error_details__"), Some(want), "{line}");
         }
     }

@@ -365,6 +365,40 @@ impl Template {
         })
     }
 
+    /// Every label the template can read (`.name` fields), for parser hints.
+    pub fn fields(&self, out: &mut Vec<String>) {
+        fn pipeline(p: &Pipeline, out: &mut Vec<String>) {
+            for arg in p.iter().flatten() {
+                match arg {
+                    Arg::Field(f) => out.push(f.clone()),
+                    Arg::Sub(p) => pipeline(p, out),
+                    Arg::Dot | Arg::Lit(_) | Arg::Func(_) => {}
+                }
+            }
+        }
+        fn nodes(ns: &[Node], out: &mut Vec<String>) {
+            for n in ns {
+                match n {
+                    Node::Text(_) => {}
+                    Node::Print(p) => pipeline(p, out),
+                    Node::If(branches, otherwise) => {
+                        for (cond, body) in branches {
+                            pipeline(cond, out);
+                            nodes(body, out);
+                        }
+                        nodes(otherwise, out);
+                    }
+                    Node::With(p, body, otherwise) => {
+                        pipeline(p, out);
+                        nodes(body, out);
+                        nodes(otherwise, out);
+                    }
+                }
+            }
+        }
+        nodes(&self.nodes, out);
+    }
+
     /// Renders; execution errors are returned (the caller sets `TemplateFormatErr`).
     pub fn render(&self, ctx: &Ctx<'_>) -> Result<String, String> {
         if let Some(l) = &self.literal {

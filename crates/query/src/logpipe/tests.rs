@@ -149,3 +149,101 @@ fn run_stream_keeps_passing_rows_in_order() {
     assert_eq!(got, [(0, "x err!"), (3, "x err 2!")]);
     assert_eq!(rows[0].labels.stream, stream);
 }
+
+/// Hinted parsers set only the wanted labels (and still every error); the engine tests
+/// compare whole answers with and without hints.
+#[test]
+fn hints_limit_parsed_labels() {
+    let hints = Some(Hints::new(vec!["level".into(), "user_id".into()]));
+    let hinted = |q: &str, line: &str| {
+        let labels = EntryLabels::new(
+            Arc::new(Labels::from_pairs([("app", "x")])),
+            Labels::from_pairs([("trace_id", "t1")]),
+        );
+        pipeline(q)
+            .with_hints(hints.clone())
+            .process(7, line, labels)
+            .map(|(_, l)| l.parsed)
+            .unwrap()
+    };
+    let json = r#"{"level":"error","msg":"m","user":{"id":7,"name":"n"},"trace_id":"t2"}"#;
+    assert_eq!(
+        hinted(r#"{app="x"} | json"#, json),
+        Labels::from_pairs([("level", "error"), ("user_id", "7")])
+    );
+    let broken = r#"{"level":"error","msg":"m" "x":1}"#;
+    assert_eq!(
+        hinted(r#"{app="x"} | json"#, broken),
+        Labels::from_pairs([
+            ("level", "error"),
+            ("__error__", "JSONParserErr"),
+            (
+                "__error_details__",
+                "Value looks like object, but can't find closing '}' symbol"
+            )
+        ])
+    );
+    assert_eq!(
+        hinted(
+            r#"{app="x"} | logfmt"#,
+            "level=info msg=x __error__=y user_id=3"
+        ),
+        Labels::from_pairs([("level", "info"), ("__error__", "y"), ("user_id", "3")])
+    );
+}
+
+/// Over lines made of JSON or logfmt tokens, a hinted parser sets exactly the wanted
+/// labels an unhinted one sets, and the same errors.
+mod hinted_vs_plain {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn same(q: &str, line: &str) -> std::result::Result<(), TestCaseError> {
+        let wanted = ["k", "a_b", "app_extracted", "x"];
+        let hints = Hints::new(wanted.iter().map(|s| s.to_string()).collect());
+        let labels = || {
+            EntryLabels::new(
+                Arc::new(Labels::from_pairs([("app", "s")])),
+                Labels::from_pairs([("x", "m")]),
+            )
+        };
+        let p = pipeline(q);
+        let plain = p.process(1, line, labels()).map(|(_, l)| l.parsed);
+        let p = p.with_hints(Some(hints));
+        let hinted = p.process(1, line, labels()).map(|(_, l)| l.parsed);
+        let keep = |l: Labels| {
+            Labels::from_pairs(l.iter().filter(|(k, _)| {
+                wanted.contains(k) || *k == "__error__" || *k == "__error_details__"
+            }))
+        };
+        prop_assert_eq!(plain.map(keep), hinted.map(keep), "{} on {:?}", q, line);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn json(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "{", "}", "\"k\":", "\"a\":", "\"b\":", "\"app\":", "\"x\":", "\"__error__\":",
+                "\"a b\":", "\"v\"", "\"w\\\"\"", "1", "true", "tru", ",", " ", "[", "]", ":",
+            ]),
+            0..30,
+        )) {
+            same(r#"{app="s"} | json"#, &parts.concat())?;
+        }
+
+        #[test]
+        fn logfmt(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "k=", "a-b=", "a_b=", "app=", "x=", "__error__=", "v", "\"", " ", "=", "\\",
+                "é", "\"q\\\"r\"",
+            ]),
+            0..30,
+        )) {
+            let line = parts.concat();
+            same(r#"{app="s"} | logfmt"#, &line)?;
+            same(r#"{app="s"} | logfmt --strict"#, &line)?;
+        }
+    }
+}
