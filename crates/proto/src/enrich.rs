@@ -512,22 +512,41 @@ pub fn detect_level_from_line(line: &str, cfg: &LevelDetection) -> String {
 ///
 /// Order: a level field among the stream labels, then among the structured metadata
 /// (normalised, unknown spellings kept as-is), then OTLP `severity_number`, then the line.
-pub fn detect_log_level(
+pub fn detect_log_level<M: Fields + ?Sized>(
     stream: &Labels,
-    metadata: &Labels,
+    metadata: &M,
     line: &str,
     cfg: &LevelDetection,
 ) -> Option<String> {
-    if metadata.contains(DETECTED_LEVEL) {
+    detect_level_with(stream_level(stream, cfg), metadata, line, cfg)
+}
+
+/// The stream label [`detect_log_level`] takes a level from, if any: the same for every
+/// entry of a stream, so callers with many entries look it up once.
+pub fn stream_level<'l>(stream: &'l Labels, cfg: &LevelDetection) -> Option<&'l str> {
+    cfg.fields.iter().find_map(|f| stream.get(f))
+}
+
+/// [`detect_log_level`] with the stream's level label already looked up ([`stream_level`]).
+pub fn detect_level_with<M: Fields + ?Sized>(
+    stream_level: Option<&str>,
+    metadata: &M,
+    line: &str,
+    cfg: &LevelDetection,
+) -> Option<String> {
+    if metadata.field(DETECTED_LEVEL).is_some() {
         return None;
     }
-    if let Some(v) = cfg.fields.iter().find_map(|f| stream.get(f)) {
+    if let Some(v) = stream_level {
         return Some(normalize_log_level(v));
     }
-    if let Some(v) = cfg.fields.iter().find_map(|f| metadata.get(f)) {
+    if let Some(v) = cfg.fields.iter().find_map(|f| metadata.field(f)) {
         return Some(normalize_log_level(v));
     }
-    if let Some(n) = metadata.get(OTLP_SEVERITY_NUMBER).filter(|v| !v.is_empty()) {
+    if let Some(n) = metadata
+        .field(OTLP_SEVERITY_NUMBER)
+        .filter(|v| !v.is_empty())
+    {
         return Some(level_from_severity_number(n).to_string());
     }
     Some(detect_level_from_line(line, cfg))
@@ -561,12 +580,39 @@ pub fn normalize_metadata_name(name: &str) -> Result<std::borrow::Cow<'_, str>, 
     Ok(out)
 }
 
+/// Looks up a structured-metadata value by name.
+pub trait Fields {
+    /// Value of `name`, if present.
+    fn field(&self, name: &str) -> Option<&str>;
+}
+
+impl Fields for Labels {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+}
+
+/// A sorted metadata run of a [`crate::PushView`].
+impl Fields for [crate::view::MetaPair<'_>] {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()
+            .map(|i| self[i].1.as_ref())
+    }
+}
+
+/// Whether [`sanitize_metadata`] would change this pair.
+pub fn needs_sanitizing(name: &str, value: &str) -> bool {
+    value.contains('\u{FFFD}')
+        || normalize_metadata_name(name)
+            .map(|n| n != name)
+            .unwrap_or(true)
+}
+
 /// Normalises structured-metadata names (see [`normalize_metadata_name`]) and strips U+FFFD
 /// (what invalid UTF-8 became) from values. Later duplicates after normalisation win.
 pub fn sanitize_metadata(metadata: &Labels) -> Result<Labels, String> {
-    let needs = metadata.iter().any(|(k, v)| {
-        v.contains('\u{FFFD}') || normalize_metadata_name(k).map(|n| n != k).unwrap_or(true)
-    });
+    let needs = metadata.iter().any(|(k, v)| needs_sanitizing(k, v));
     if !needs {
         return Ok(metadata.clone());
     }

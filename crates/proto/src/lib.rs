@@ -43,16 +43,20 @@ pub mod otlp;
 pub mod push;
 pub mod time;
 pub mod validate;
+pub mod view;
 pub mod wire;
 
-pub use enrich::{detect_log_level, normalize_log_level, LevelDetection};
+pub use enrich::{detect_log_level, normalize_log_level, Fields, LevelDetection};
 pub use error::PushError;
 pub use labels::{
     is_valid_label_name, parse_label_string, validate_tenant, LabelParseError, TenantError,
 };
 pub use otlp::{decode_otlp_logs, encode_otlp_error};
 pub use push::{
-    body_format, decode_push, encode_push_json, encode_push_protobuf, BodyFormat, DecodeLimits,
-    PushRequest, PushStream,
+    body_format, decode_push, decode_push_body, encode_push_json, encode_push_protobuf, BodyFormat,
+    DecodeLimits, PushBody, PushRequest, PushStream,
 };
-pub use validate::{group_errors, validate_and_enrich, ValidatedPush, ValidationLimits};
+pub use validate::{
+    group_errors, validate_and_enrich, validate_view, CheckedPush, ValidatedPush, ValidationLimits,
+};
+pub use view::{decode_protobuf_view, EntryView, MetaPair, PushView, StreamView};

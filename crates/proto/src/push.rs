@@ -163,13 +163,6 @@ pub fn snappy_decompress(body: &[u8], max_decompressed: usize) -> Result<Vec<u8>
         .map_err(|e| PushError::bad_request(format!("snappy: {e}")))
 }
 
-fn lossy(b: Vec<u8>) -> String {
-    match String::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
-}
-
 /// Parses one stream's label string as Loki's push parser does (413 when over the size limit,
 /// 400 `couldn't parse labels: …` when malformed).
 pub(crate) fn parse_stream_labels(s: &str, limits: &DecodeLimits) -> Result<Labels, PushError> {
@@ -183,31 +176,56 @@ pub(crate) fn parse_stream_labels(s: &str, limits: &DecodeLimits) -> Result<Labe
     parse_label_string(s).map_err(|e| PushError::bad_request(format!("couldn't parse labels: {e}")))
 }
 
-/// Decodes a snappy-compressed protobuf `PushRequest` body.
-fn decode_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<PushRequest, PushError> {
-    let raw = snappy_decompress(body, limits.max_decompressed_size)?;
-    let pb = PushRequestPb::decode(raw.as_slice())
-        .map_err(|e| PushError::bad_request(format!("failed to parse proto: {e}")))?;
-    drop(raw);
-    let mut streams = Vec::with_capacity(pb.streams.len());
-    for s in pb.streams {
-        let labels = parse_stream_labels(&lossy(s.labels), limits)?;
-        let entries = s
-            .entries
-            .into_iter()
-            .map(|e| Entry {
-                ts: e.timestamp.map(TimestampPb::to_nanos).unwrap_or(0),
-                line: lossy(e.line),
-                metadata: Labels::from_pairs(
-                    e.structured_metadata
-                        .into_iter()
-                        .map(|p| (lossy(p.name), lossy(p.value))),
-                ),
-            })
-            .collect();
-        streams.push(PushStream { labels, entries });
+/// Decodes an uncompressed protobuf `PushRequest` into owned strings.
+fn decode_protobuf_owned(raw: &[u8], limits: &DecodeLimits) -> Result<PushRequest, PushError> {
+    Ok(crate::view::decode_protobuf_view(raw, limits)?.to_request())
+}
+
+/// A push body made ready for [`crate::view`] decoding: protobuf bodies are kept as the
+/// uncompressed wire bytes (lines are borrowed from them), other formats are decoded.
+pub enum PushBody {
+    /// Uncompressed protobuf `PushRequest`.
+    Protobuf(Vec<u8>),
+    /// An already decoded request (JSON).
+    Decoded(PushRequest),
+}
+
+impl PushBody {
+    /// The request as a view; borrows the protobuf bytes or the decoded strings.
+    pub fn view(&self, limits: &DecodeLimits) -> Result<crate::view::PushView<'_>, PushError> {
+        match self {
+            PushBody::Protobuf(raw) => crate::view::decode_protobuf_view(raw, limits),
+            PushBody::Decoded(req) => Ok(crate::view::PushView::of(req)),
+        }
     }
-    Ok(PushRequest { streams })
+}
+
+/// Like [`decode_push`], but leaves protobuf bodies undecoded (only decompressed) so that
+/// [`PushBody::view`] can borrow their lines. Same errors as [`decode_push`].
+pub fn decode_push_body(
+    body: &[u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    legacy_json: bool,
+    limits: &DecodeLimits,
+) -> Result<PushBody, PushError> {
+    if body.len() > limits.max_recv_msg_size {
+        return Err(too_large(
+            "message size",
+            body.len(),
+            limits.max_recv_msg_size,
+        ));
+    }
+    let body = decode_content_encoding(body, content_encoding, limits)?;
+    match body_format(content_type) {
+        BodyFormat::Json if legacy_json => {
+            crate::json::decode_legacy_json(&body, limits).map(PushBody::Decoded)
+        }
+        BodyFormat::Json => crate::json::decode_json_v1(&body, limits).map(PushBody::Decoded),
+        BodyFormat::Protobuf => {
+            snappy_decompress(&body, limits.max_decompressed_size).map(PushBody::Protobuf)
+        }
+    }
 }
 
 /// Decodes a push request body the way Loki's `/loki/api/v1/push` handler does.
@@ -231,18 +249,9 @@ pub fn decode_push(
     legacy_json: bool,
     limits: &DecodeLimits,
 ) -> Result<PushRequest, PushError> {
-    if body.len() > limits.max_recv_msg_size {
-        return Err(too_large(
-            "message size",
-            body.len(),
-            limits.max_recv_msg_size,
-        ));
-    }
-    let body = decode_content_encoding(body, content_encoding, limits)?;
-    match body_format(content_type) {
-        BodyFormat::Json if legacy_json => crate::json::decode_legacy_json(&body, limits),
-        BodyFormat::Json => crate::json::decode_json_v1(&body, limits),
-        BodyFormat::Protobuf => decode_protobuf(&body, limits),
+    match decode_push_body(body, content_type, content_encoding, legacy_json, limits)? {
+        PushBody::Protobuf(raw) => decode_protobuf_owned(&raw, limits),
+        PushBody::Decoded(req) => Ok(req),
     }
 }
 

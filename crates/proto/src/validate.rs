@@ -1,13 +1,18 @@
 //! Distributor-side validation and enrichment of decoded push requests.
 
 use crate::enrich::{
-    add_service_name, detect_log_level, is_internal_stream, normalize_log_level, sanitize_metadata,
-    LevelDetection, DEFAULT_DISCOVER_SERVICE_NAME, DETECTED_LEVEL, SERVICE_NAME_LABEL,
+    add_service_name, detect_level_with, is_internal_stream, normalize_log_level,
+    sanitize_metadata, stream_level, LevelDetection, DEFAULT_DISCOVER_SERVICE_NAME, DETECTED_LEVEL,
+    SERVICE_NAME_LABEL,
 };
+use crate::enrich::{needs_sanitizing, Fields};
 use crate::error::PushError;
 use crate::push::{PushRequest, PushStream};
 use crate::time::format_rfc3339;
-use silt_model::Entry;
+use crate::view::{EntryView, MetaPair, PushView};
+use silt_model::Labels;
+use std::borrow::Cow;
+use std::ops::Range;
 use std::time::Duration;
 
 /// Per-tenant validation limits, with Loki's defaults.
@@ -122,8 +127,7 @@ pub fn group_errors(errors: &[String]) -> String {
         .join("; ")
 }
 
-fn validate_labels(stream: &PushStream, limits: &ValidationLimits) -> Result<(), String> {
-    let ls = &stream.labels;
+fn validate_labels(ls: &Labels, limits: &ValidationLimits) -> Result<(), String> {
     if ls.is_empty() {
         return Err(MISSING_LABELS_MSG.to_string());
     }
@@ -154,12 +158,12 @@ struct EntryBounds {
 }
 
 fn validate_entry(
-    stream: &PushStream,
-    e: &Entry,
+    ls: &Labels,
+    e: &EntryView<'_>,
+    meta: &[MetaPair<'_>],
     limits: &ValidationLimits,
     b: &EntryBounds,
 ) -> Result<(), String> {
-    let ls = &stream.labels;
     if let Some(oldest) = b.oldest {
         if e.ts < oldest {
             return Err(format!(
@@ -182,12 +186,12 @@ fn validate_entry(
             e.line.len()
         ));
     }
-    let count = e.metadata.len();
+    let count = meta.len();
     if count > 0 {
         if !limits.allow_structured_metadata {
             return Err(format!("stream '{ls}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."));
         }
-        let size = e.metadata.byte_size();
+        let size = meta_size(meta);
         if limits.max_structured_metadata_size != 0 && size > limits.max_structured_metadata_size {
             return Err(format!("stream '{ls}' has structured metadata too large: '{size}' bytes, limit: '{}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it.", limits.max_structured_metadata_size));
         }
@@ -200,18 +204,59 @@ fn validate_entry(
     Ok(())
 }
 
-fn truncate_at_char_boundary(s: &mut String, max: usize) {
+/// Names plus values, as Loki's limits count structured metadata.
+fn meta_size(meta: &[MetaPair<'_>]) -> usize {
+    meta.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+fn truncate_at_char_boundary(s: &mut Cow<'_, str>, max: usize) {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {
             cut -= 1;
         }
-        s.truncate(cut);
+        match s {
+            Cow::Borrowed(b) => *b = &b[..cut],
+            Cow::Owned(o) => o.truncate(cut),
+        }
     }
 }
 
 fn dur_ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Outcome of [`validate_view`]: like [`ValidatedPush`], with the accepted entries still
+/// borrowing from the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckedPush<'a> {
+    /// Accepted streams and entries, enriched; each entry's metadata run is final.
+    pub view: PushView<'a>,
+    /// Number of accepted entries.
+    pub accepted_entries: usize,
+    /// Bytes of accepted lines plus structured metadata.
+    pub accepted_bytes: usize,
+    /// Number of rejected entries.
+    pub rejected_entries: usize,
+    /// Each rejection message, in order.
+    pub errors: Vec<String>,
+    /// The error to answer with, as in [`ValidatedPush::error`].
+    pub error: Option<PushError>,
+}
+
+impl CheckedPush<'_> {
+    /// Copies the accepted entries into owned streams.
+    pub fn into_owned(self) -> ValidatedPush {
+        let streams = self.view.to_request().streams;
+        ValidatedPush {
+            streams,
+            accepted_entries: self.accepted_entries,
+            accepted_bytes: self.accepted_bytes,
+            rejected_entries: self.rejected_entries,
+            errors: self.errors,
+            error: self.error,
+        }
+    }
 }
 
 /// Validates and enriches a decoded push request as Loki's distributor does.
@@ -233,7 +278,16 @@ pub fn validate_and_enrich(
     limits: &ValidationLimits,
     now_ns: i64,
 ) -> ValidatedPush {
-    let mut out = ValidatedPush::default();
+    validate_view(PushView::of(&req), limits, now_ns).into_owned()
+}
+
+/// [`validate_and_enrich`] on a view: accepted lines are not copied.
+pub fn validate_view<'a>(
+    req: PushView<'a>,
+    limits: &ValidationLimits,
+    now_ns: i64,
+) -> CheckedPush<'a> {
+    let mut out = CheckedPush::default();
     if req.streams.is_empty() {
         out.error = Some(PushError::unprocessable(MISSING_STREAMS_MSG));
         return out;
@@ -246,6 +300,7 @@ pub fn validate_and_enrich(
     };
     let detect = limits.allow_structured_metadata && limits.discover_log_levels;
     let mut fatal: Option<PushError> = None;
+    let mut meta = req.meta;
 
     for mut stream in req.streams {
         if stream.entries.is_empty() {
@@ -257,60 +312,58 @@ pub fn validate_and_enrich(
             }
         }
         add_service_name(&mut stream.labels, &limits.discover_service_name);
-        if let Err(msg) = validate_labels(&stream, limits) {
+        if let Err(msg) = validate_labels(&stream.labels, limits) {
             out.rejected_entries += stream.entries.len();
             out.errors.push(msg);
             continue;
         }
         let entries = std::mem::take(&mut stream.entries);
+        let stream_level = stream_level(&stream.labels, &limits.level_detection);
         let mut kept = Vec::with_capacity(entries.len());
         for mut e in entries {
-            if let Err(msg) = validate_entry(&stream, &e, limits, &bounds) {
+            if let Err(msg) =
+                validate_entry(&stream.labels, &e, &meta[e.meta.clone()], limits, &bounds)
+            {
                 out.rejected_entries += 1;
                 out.errors.push(msg);
                 continue;
             }
-            match sanitize_metadata(&e.metadata) {
-                Ok(m) => e.metadata = m,
-                Err(msg) => {
-                    fatal.get_or_insert_with(|| PushError::bad_request(msg));
-                    out.rejected_entries += 1;
-                    continue;
-                }
+            if let Err(msg) = sanitize_run(&mut meta, &mut e.meta) {
+                fatal.get_or_insert_with(|| PushError::bad_request(msg));
+                out.rejected_entries += 1;
+                continue;
             }
             if detect {
-                match detect_log_level(
-                    &stream.labels,
-                    &e.metadata,
-                    &e.line,
-                    &limits.level_detection,
-                ) {
-                    Some(level) => e.metadata.set(DETECTED_LEVEL, &level),
-                    None => {
-                        if let Some(v) = e.metadata.get(DETECTED_LEVEL) {
-                            let n = normalize_log_level(v);
-                            if n != v {
-                                e.metadata.set(DETECTED_LEVEL, &n);
-                            }
-                        }
-                    }
+                let run = &meta[e.meta.clone()];
+                let level: Option<Cow<'a, str>> =
+                    match detect_level_with(stream_level, run, &e.line, &limits.level_detection) {
+                        Some(level) => Some(level.into()),
+                        None => run
+                            .field(DETECTED_LEVEL)
+                            .map(normalize_log_level)
+                            .filter(|n| Some(n.as_str()) != run.field(DETECTED_LEVEL))
+                            .map(Cow::Owned),
+                    };
+                if let Some(level) = level {
+                    set_in_run(&mut meta, &mut e.meta, DETECTED_LEVEL, level);
                 }
             }
             out.accepted_entries += 1;
-            out.accepted_bytes += e.line.len() + e.metadata.byte_size();
+            out.accepted_bytes += e.line.len() + meta_size(&meta[e.meta.clone()]);
             kept.push(e);
         }
         if !kept.is_empty() {
             stream.entries = kept;
-            out.streams.push(stream);
+            out.view.streams.push(stream);
         }
     }
+    out.view.meta = meta;
     if let Some(f) = fatal {
         // Loki fails the whole request when metadata names cannot be normalised.
         out.rejected_entries += out.accepted_entries;
         out.accepted_entries = 0;
         out.accepted_bytes = 0;
-        out.streams.clear();
+        out.view = PushView::default();
         out.errors.push(f.message().to_string());
         out.error = Some(f);
         return out;
@@ -319,4 +372,51 @@ pub fn validate_and_enrich(
         out.error = Some(PushError::bad_request(group_errors(&out.errors)));
     }
     out
+}
+
+/// Normalises an entry's metadata names and values in place (a new run when anything changes).
+fn sanitize_run(meta: &mut Vec<MetaPair<'_>>, run: &mut Range<usize>) -> Result<(), String> {
+    if !meta[run.clone()]
+        .iter()
+        .any(|(k, v)| needs_sanitizing(k, v))
+    {
+        return Ok(());
+    }
+    let owned = Labels::from_sorted_unchecked(
+        meta[run.clone()]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let clean = sanitize_metadata(&owned)?;
+    let start = meta.len();
+    meta.extend(
+        clean
+            .into_vec()
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v))),
+    );
+    *run = start..meta.len();
+    Ok(())
+}
+
+/// Sets `name` in an entry's sorted metadata run: a copy of the run with the pair in place is
+/// appended, since runs of other entries follow this one.
+fn set_in_run<'a>(
+    meta: &mut Vec<MetaPair<'a>>,
+    run: &mut Range<usize>,
+    name: &'static str,
+    value: Cow<'a, str>,
+) {
+    let start = meta.len();
+    let at = meta[run.clone()].partition_point(|(k, _)| k.as_ref() < name);
+    let replaces = meta
+        .get(run.start + at)
+        .is_some_and(|(k, _)| run.start + at < run.end && k == name);
+    meta.extend_from_within(run.start..run.start + at);
+    if !value.is_empty() {
+        meta.push((Cow::Borrowed(name), value));
+    }
+    meta.extend_from_within(run.start + at + usize::from(replaces)..run.end);
+    *run = start..meta.len();
 }

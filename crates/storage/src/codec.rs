@@ -95,7 +95,30 @@ impl<'a> Reader<'a> {
             .to_string())
     }
 
-    fn labels(&mut self) -> Result<Labels> {
+    /// A count of items that each take at least one byte.
+    pub(crate) fn count(&mut self) -> Result<usize> {
+        self.len()
+    }
+
+    /// A zigzag timestamp.
+    pub(crate) fn timestamp(&mut self) -> Result<i64> {
+        let z = self.varint()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    /// A metadata count and pairs: the pairs' encoded bytes (without the count) and the bytes
+    /// of their names and values.
+    pub(crate) fn raw_pairs(&mut self) -> Result<(&'a [u8], usize)> {
+        let n = self.len()?;
+        let start = self.pos;
+        let mut size = 0;
+        for _ in 0..n {
+            size += self.bytes()?.len() + self.bytes()?.len();
+        }
+        Ok((&self.buf[start..self.pos], size))
+    }
+
+    pub(crate) fn labels(&mut self) -> Result<Labels> {
         let n = self.len()?;
         let mut pairs = Vec::with_capacity(n);
         for _ in 0..n {
@@ -120,8 +143,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<(String, Vec<StreamBatch>)> {
         let m = r.len()?;
         let mut entries = Vec::with_capacity(m);
         for _ in 0..m {
-            let z = r.varint()?;
-            let ts = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            let ts = r.timestamp()?;
             let line = r.string()?;
             let metadata = r.labels()?;
             entries.push(Entry { ts, line, metadata });

@@ -5,10 +5,34 @@
 //! the data itself. Entries are appended in arrival order; the stream is re-sorted
 //! lazily (stable, so equal timestamps keep arrival order) when it is read.
 
-use crate::codec::{put_varint, Reader, StreamBatch};
+use crate::codec::{Reader, StreamBatch};
+use crate::Result;
 use silt_model::{Entry, Labels, Timestamp};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// Hashes a `u64` that is already a hash (xxh3) by passing it through.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type HashSeen = HashSet<u64, BuildHasherDefault<PassThrough>>;
 
 /// One stream's head data.
 #[derive(Debug)]
@@ -22,7 +46,7 @@ pub struct HeadStream {
     end: Vec<u32>,
     data: Vec<u8>,
     /// Identity hashes of held entries, for dedup.
-    seen: HashSet<u64>,
+    seen: HashSeen,
     sorted: bool,
     /// Raw bytes (line + metadata) held.
     pub bytes: usize,
@@ -40,7 +64,7 @@ impl HeadStream {
             line_end: Vec::new(),
             end: Vec::new(),
             data: Vec::new(),
-            seen: HashSet::new(),
+            seen: HashSeen::default(),
             sorted: true,
             bytes: 0,
             min_ts: Timestamp::MAX,
@@ -74,6 +98,35 @@ impl HeadStream {
         &self.data[self.line_end[i] as usize..self.end[i] as usize]
     }
 
+    /// Timestamp of entry `i` in the current order.
+    pub(crate) fn ts(&self, i: usize) -> Timestamp {
+        self.ts[i]
+    }
+
+    /// Line of entry `i`, borrowed from the arena (it came from a `str`, so it is UTF-8).
+    pub(crate) fn line_str(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        // from_utf8 checks much faster than the lossy walk, which only a damaged WAL needs.
+        match std::str::from_utf8(self.line(i)) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(self.line(i)),
+        }
+    }
+
+    /// Metadata pairs of entry `i` (sorted by name), borrowed from the arena, into `out`.
+    pub(crate) fn meta_pairs<'s>(&'s self, i: usize, out: &mut Vec<(&'s str, &'s str)>) {
+        out.clear();
+        let mut r = Reader::new(self.meta_bytes(i));
+        while !r.done() {
+            let (Ok(k), Ok(v)) = (r.bytes(), r.bytes()) else {
+                break;
+            };
+            match (std::str::from_utf8(k), std::str::from_utf8(v)) {
+                (Ok(k), Ok(v)) => out.push((k, v)),
+                _ => break,
+            }
+        }
+    }
+
     /// Entry `i` in the current order.
     pub fn entry(&self, i: usize) -> Entry {
         let line = String::from_utf8_lossy(self.line(i)).into_owned();
@@ -92,21 +145,12 @@ impl HeadStream {
         }
     }
 
-    fn encode_meta(buf: &mut Vec<u8>, meta: &Labels) {
-        for (k, v) in meta.iter() {
-            put_varint(buf, k.len() as u64);
-            buf.extend_from_slice(k.as_bytes());
-            put_varint(buf, v.len() as u64);
-            buf.extend_from_slice(v.as_bytes());
-        }
-    }
-
     /// Identity of an entry for dedup: hash of (ts, line, encoded metadata).
-    fn identity(e: &Entry, meta: &[u8]) -> u64 {
+    fn identity(ts: Timestamp, line: &[u8], meta: &[u8]) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(&e.ts.to_le_bytes());
-        h.update(&(e.line.len() as u64).to_le_bytes());
-        h.update(e.line.as_bytes());
+        h.update(&ts.to_le_bytes());
+        h.update(&(line.len() as u64).to_le_bytes());
+        h.update(line);
         h.update(meta);
         h.digest()
     }
@@ -114,40 +158,39 @@ impl HeadStream {
     /// Whether an identical entry (ts, line, metadata) is already held. A hash set answers
     /// without sorting (concurrent pushes make streams arrive out of order); a hash hit is
     /// confirmed byte for byte, which only real duplicates (client retries) pay for.
-    fn contains(&mut self, e: &Entry, meta: &[u8], hash: u64) -> bool {
-        if e.ts > self.max_ts || e.ts < self.min_ts || !self.seen.contains(&hash) {
+    fn contains(&mut self, ts: Timestamp, line: &[u8], meta: &[u8], hash: u64) -> bool {
+        if ts > self.max_ts || ts < self.min_ts || !self.seen.contains(&hash) {
             return false;
         }
-        let same = |i: usize| self.line(i) == e.line.as_bytes() && self.meta_bytes(i) == meta;
+        let same = |i: usize| self.line(i) == line && self.meta_bytes(i) == meta;
         if self.sorted {
-            let lo = self.ts.partition_point(|&t| t < e.ts);
-            let hi = self.ts.partition_point(|&t| t <= e.ts);
+            let lo = self.ts.partition_point(|&t| t < ts);
+            let hi = self.ts.partition_point(|&t| t <= ts);
             (lo..hi).any(same)
         } else {
-            (0..self.ts.len()).any(|i| self.ts[i] == e.ts && same(i))
+            (0..self.ts.len()).any(|i| self.ts[i] == ts && same(i))
         }
     }
 
-    /// Appends unless an exact duplicate is held; returns whether it was added.
-    fn push(&mut self, e: &Entry, scratch: &mut Vec<u8>) -> bool {
-        scratch.clear();
-        Self::encode_meta(scratch, &e.metadata);
-        let hash = Self::identity(e, scratch);
-        if self.contains(e, scratch, hash) {
+    /// Appends unless an exact duplicate is held; returns whether it was added. `meta` is
+    /// the encoded metadata pairs, `meta_size` their names' and values' bytes.
+    fn push(&mut self, ts: Timestamp, line: &[u8], meta: &[u8], meta_size: usize) -> bool {
+        let hash = Self::identity(ts, line, meta);
+        if self.contains(ts, line, meta, hash) {
             return false;
         }
         self.seen.insert(hash);
-        if e.ts < self.max_ts {
+        if ts < self.max_ts {
             self.sorted = false;
         }
-        self.data.extend_from_slice(e.line.as_bytes());
+        self.data.extend_from_slice(line);
         self.line_end.push(self.data.len() as u32);
-        Self::encode_meta(&mut self.data, &e.metadata);
+        self.data.extend_from_slice(meta);
         self.end.push(self.data.len() as u32);
-        self.ts.push(e.ts);
-        self.bytes += e.line.len() + e.metadata.byte_size();
-        self.min_ts = self.min_ts.min(e.ts);
-        self.max_ts = self.max_ts.max(e.ts);
+        self.ts.push(ts);
+        self.bytes += line.len() + meta_size;
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
         true
     }
 
@@ -260,13 +303,26 @@ pub struct Head {
 impl Head {
     /// Adds a tenant's batch, skipping exact duplicates.
     pub fn append(&mut self, tenant: &str, batch: Vec<StreamBatch>, now: i64) -> AppendStats {
+        let mut payload = Vec::new();
+        crate::codec::encode_batch(&mut payload, tenant, &batch);
+        self.append_record(&payload, now)
+            .expect("a batch just encoded decodes")
+    }
+
+    /// Adds the batch held by a WAL record payload (see [`crate::codec`]), skipping exact
+    /// duplicates. Lines are copied once, from the record into the stream's arena.
+    pub fn append_record(&mut self, payload: &[u8], now: i64) -> Result<AppendStats> {
         let mut stats = AppendStats::default();
+        let mut r = Reader::new(payload);
+        let tenant = std::str::from_utf8(r.bytes()?)
+            .map_err(|_| crate::Error::Corrupt("invalid utf-8 tenant".into()))?;
         let th = match self.tenants.get_mut(tenant) {
             Some(t) => t,
             None => self.tenants.entry(tenant.to_string()).or_default(),
         };
-        let mut scratch = Vec::new();
-        for (labels, entries) in batch {
+        let mut added_bytes = 0;
+        for _ in 0..r.count()? {
+            let labels = r.labels()?;
             let hs = match th.streams.get_mut(&labels) {
                 Some(s) => s,
                 None => {
@@ -277,22 +333,29 @@ impl Head {
                         .or_insert_with(|| HeadStream::new(l))
                 }
             };
-            for e in &entries {
+            for _ in 0..r.count()? {
+                let ts = r.timestamp()?;
+                let line = r.bytes()?;
+                let (meta, meta_size) = r.raw_pairs()?;
                 let before = hs.bytes;
-                if hs.push(e, &mut scratch) {
+                if hs.push(ts, line, meta, meta_size) {
                     stats.added += 1;
-                    th.bytes += hs.bytes - before;
-                    self.bytes += hs.bytes - before;
+                    added_bytes += hs.bytes - before;
                 } else {
                     stats.duplicates += 1;
                 }
             }
         }
+        if !r.done() {
+            return Err(crate::Error::Corrupt("trailing bytes in record".into()));
+        }
+        th.bytes += added_bytes;
+        self.bytes += added_bytes;
         th.entries += stats.added;
         if stats.added > 0 && self.first_append.is_none() {
             self.first_append = Some(now);
         }
-        stats
+        Ok(stats)
     }
 
     /// Whether nothing is held.

@@ -5,7 +5,8 @@
 //! head and every waiter is acknowledged. Because WAL order and head order are the
 //! same thread's order, rotating the WAL and freezing the head is one atomic step.
 
-use crate::codec::{self, StreamBatch};
+use crate::batch::EncodedBatch;
+use crate::codec;
 use crate::head::{AppendStats, Head};
 use crate::live::LiveHub;
 use crate::wal::{self, WalWriter};
@@ -24,8 +25,7 @@ const MAX_GROUP: usize = 256;
 
 enum Cmd {
     Append {
-        tenant: String,
-        streams: Vec<StreamBatch>,
+        batch: EncodedBatch,
         done: oneshot::Sender<Result<AppendStats>>,
     },
     Rotate {
@@ -40,17 +40,9 @@ pub(crate) struct IngestHandle {
 }
 
 impl IngestHandle {
-    pub(crate) async fn append(
-        &self,
-        tenant: &str,
-        streams: Vec<StreamBatch>,
-    ) -> Result<AppendStats> {
+    pub(crate) async fn append(&self, batch: EncodedBatch) -> Result<AppendStats> {
         let (done, rx) = oneshot::channel();
-        self.send(Cmd::Append {
-            tenant: tenant.to_string(),
-            streams,
-            done,
-        })?;
+        self.send(Cmd::Append { batch, done })?;
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
@@ -83,7 +75,6 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name("silt-ingest".into())
         .spawn(move || {
-            let mut buf = Vec::new();
             while let Ok(first) = rx.recv() {
                 let mut group = vec![first];
                 while group.len() < MAX_GROUP {
@@ -95,37 +86,28 @@ pub(crate) fn start(
                 let mut appends = Vec::new();
                 for cmd in group {
                     match cmd {
-                        Cmd::Append {
-                            tenant,
-                            streams,
-                            done,
-                        } => appends.push((tenant, streams, done)),
+                        Cmd::Append { batch, done } => appends.push((batch, done)),
                         Cmd::Rotate { done } => {
-                            commit(&mut wal, &mut appends, &mut buf, &active, &metrics, &live);
+                            commit(&mut wal, &mut appends, &active, &metrics, &live);
                             let _ = done.send(rotate(&mut wal, &active, &state));
                         }
                         Cmd::Stop => {
-                            commit(&mut wal, &mut appends, &mut buf, &active, &metrics, &live);
+                            commit(&mut wal, &mut appends, &active, &metrics, &live);
                             return;
                         }
                     }
                 }
-                commit(&mut wal, &mut appends, &mut buf, &active, &metrics, &live);
+                commit(&mut wal, &mut appends, &active, &metrics, &live);
             }
         })?;
     Ok(IngestHandle { tx: Mutex::new(tx) })
 }
 
-type Pending = (
-    String,
-    Vec<StreamBatch>,
-    oneshot::Sender<Result<AppendStats>>,
-);
+type Pending = (EncodedBatch, oneshot::Sender<Result<AppendStats>>);
 
 fn commit(
     wal: &mut WalWriter,
     appends: &mut Vec<Pending>,
-    buf: &mut Vec<u8>,
     active: &Mutex<Head>,
     metrics: &StoreMetrics,
     live: &LiveHub,
@@ -133,22 +115,15 @@ fn commit(
     if appends.is_empty() {
         return;
     }
-    let payloads: Vec<Vec<u8>> = appends
-        .iter()
-        .map(|(tenant, streams, _)| {
-            buf.clear();
-            codec::encode_batch(buf, tenant, streams);
-            buf.clone()
-        })
-        .collect();
+    let records: Vec<&[u8]> = appends.iter().map(|(b, _)| b.record.as_slice()).collect();
     let t0 = Instant::now();
-    let res = wal.append(&payloads);
+    let res = wal.append(&records);
     metrics
         .wal_sync_nanos
         .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     metrics.wal_syncs.fetch_add(1, Ordering::Relaxed);
     if res.is_ok() {
-        let written: usize = payloads.iter().map(|p| p.len() + 8).sum();
+        let written: usize = records.iter().map(|r| r.len()).sum();
         metrics
             .wal_bytes
             .fetch_add(written as u64, Ordering::Relaxed);
@@ -162,7 +137,7 @@ fn commit(
             Error::Io(io) => io.kind(),
             _ => std::io::ErrorKind::Other,
         };
-        for (_, _, done) in appends.drain(..) {
+        for (_, done) in appends.drain(..) {
             let _ = done.send(Err(Error::Io(std::io::Error::new(kind, msg.clone()))));
         }
         return;
@@ -171,32 +146,35 @@ fn commit(
     // Copies for live tail sessions, only of tenants someone tails.
     let mut live_copies = Vec::new();
     let mut head = active.lock();
-    for (tenant, streams, done) in appends.drain(..) {
-        if !live.is_idle() && live.subscribers(&tenant) > 0 {
-            live_copies.push((tenant.clone(), streams.clone()));
+    let mut done_batches = Vec::with_capacity(appends.len());
+    for (batch, done) in appends.drain(..) {
+        if !live.is_idle() && live.subscribers(&batch.tenant) > 0 {
+            if let Ok(decoded) = codec::decode_batch(batch.payload()) {
+                live_copies.push(decoded);
+            }
         }
-        let bytes: usize = streams
-            .iter()
-            .flat_map(|(_, es)| es.iter())
-            .map(|e| e.line.len() + e.metadata.byte_size())
-            .sum();
-        let stats = head.append(&tenant, streams, now);
-        metrics
-            .entries_appended
-            .fetch_add(stats.added as u64, Ordering::Relaxed);
-        metrics
-            .duplicates
-            .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
-        metrics
-            .bytes_appended
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        let _ = done.send(Ok(stats));
+        let res = head.append_record(batch.payload(), now);
+        if let Ok(stats) = &res {
+            metrics
+                .entries_appended
+                .fetch_add(stats.added as u64, Ordering::Relaxed);
+            metrics
+                .duplicates
+                .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
+            metrics
+                .bytes_appended
+                .fetch_add(batch.bytes as u64, Ordering::Relaxed);
+        }
+        let _ = done.send(res);
+        done_batches.push(batch);
     }
     drop(head);
     let acked = Instant::now();
     for (tenant, streams) in &live_copies {
         live.publish(tenant, streams, acked);
     }
+    // Freed after the head lock is released; the pushers are already answered.
+    drop(done_batches);
 }
 
 fn rotate(wal: &mut WalWriter, active: &Mutex<Head>, state: &RwLock<State>) -> Result<()> {
@@ -231,11 +209,11 @@ pub(crate) fn replay(
     for (i, &seq) in seqs.iter().enumerate() {
         let file = wal::read(dir, seq)?;
         for rec in &file.records {
-            let (tenant, streams) = codec::decode_batch(rec)?;
+            let tenant = codec::Reader::new(rec).string()?;
             if covered.get(&tenant).is_some_and(|&c| seq <= c) {
                 continue;
             }
-            entries += head.append(&tenant, streams, now).added;
+            entries += head.append_record(rec, now)?.added;
         }
         if let Some(at) = file.damaged_at {
             if i + 1 == seqs.len() {

@@ -14,6 +14,7 @@
 //!                         WAL files covered by the segment deleted
 //! ```
 
+pub mod batch;
 mod catalog;
 pub mod codec;
 pub mod content;
@@ -30,6 +31,7 @@ pub mod scan;
 pub mod segment;
 pub mod wal;
 
+pub use batch::{BatchEncoder, EncodedBatch};
 pub use catalog::{Bounds, Catalog};
 pub use deletes::{DeleteFilter, DeleteRequest, DeleteStatus, LineOp};
 pub use error::{Error, Result};
@@ -297,6 +299,13 @@ impl Store {
         tenant: &str,
         streams: Vec<codec::StreamBatch>,
     ) -> Result<AppendStats> {
+        self.append_encoded(batch::encode_streams(tenant, &streams)?)
+            .await
+    }
+
+    /// Appends a batch encoded by the caller (see [`BatchEncoder`]); returns once it is
+    /// durable in the WAL and visible to queries.
+    pub async fn append_encoded(&self, batch: EncodedBatch) -> Result<AppendStats> {
         let cap = self.cfg.wal_max_bytes;
         let used = self.metrics.wal_bytes.load(Ordering::Relaxed);
         if cap > 0 && used >= cap {
@@ -310,7 +319,7 @@ impl Store {
                 .unwrap_or_else(|| "flushes are failing or behind".into());
             return Err(Error::WalFull { used, cap, cause });
         }
-        let stats = self.ingest.append(tenant, streams).await?;
+        let stats = self.ingest.append(batch).await?;
         // Wake the flusher as soon as the head is full rather than at its next tick, so a
         // fast ingest cannot grow the head far past `flush_max_bytes` between checks.
         if self.active.lock().bytes >= self.cfg.flush_max_bytes {

@@ -8,7 +8,7 @@
 //! table lives in the segment's sidecar index (see [`SegmentMeta`]) and in the
 //! Parquet footer's key-value metadata, so a segment also describes itself.
 
-use crate::head::TenantHead;
+use crate::head::{HeadStream, TenantHead};
 use crate::{Error, Result};
 use arrow_array::builder::{Int64Builder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -19,7 +19,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
-use silt_model::{Entry, Timestamp};
+use silt_model::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -163,28 +163,29 @@ pub fn encode(
     content_index: bool,
 ) -> Result<Encoded> {
     // Column per metadata key, most frequent first.
-    let mut key_counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut streams: Vec<_> = head
-        .streams
-        .values_mut()
-        .filter(|s| !s.is_empty())
-        .collect();
-    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
-    for s in streams.iter_mut() {
+    for s in head.streams.values_mut() {
         s.sort();
+    }
+    let mut streams: Vec<&HeadStream> = head.streams.values().filter(|s| !s.is_empty()).collect();
+    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+    // Entries are read in place from the head's arenas, never copied into owned entries.
+    let mut pairs = Vec::new();
+    let mut key_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &streams {
         for i in 0..s.len() {
-            for (k, _) in s.entry(i).metadata.iter() {
-                *key_counts.entry(k.to_string()).or_default() += 1;
+            s.meta_pairs(i, &mut pairs);
+            for (k, _) in &pairs {
+                *key_counts.entry(k).or_default() += 1;
             }
         }
     }
-    let mut keys: Vec<(String, usize)> = key_counts.into_iter().collect();
-    keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut keys: Vec<(&str, usize)> = key_counts.into_iter().collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let has_rest = keys.len() > MAX_MD_COLUMNS;
     let md_keys: Vec<String> = keys
         .into_iter()
         .take(MAX_MD_COLUMNS)
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.to_string())
         .collect();
 
     let mut fields = vec![
@@ -223,11 +224,12 @@ pub fn encode(
         max_ts = max_ts.max(s.max_ts);
         raw += s.bytes as u64;
         for i in 0..s.len() {
-            let e = s.entry(i);
+            s.meta_pairs(i, &mut pairs);
+            let line = s.line_str(i);
             if let Some(c) = &mut content {
-                c.push(sidx as u32, row, e.line.as_bytes());
+                c.push(sidx as u32, row, line.as_bytes());
             }
-            b.push(sidx as u32, &e, &md_keys);
+            b.push(sidx as u32, s.ts(i), &line, &pairs, &md_keys);
             row += 1;
             if b.rows == BATCH_ROWS {
                 writer.write(&b.finish(&schema)?)?;
@@ -289,17 +291,30 @@ impl Builders {
         }
     }
 
-    fn push(&mut self, stream: u32, e: &Entry, keys: &[String]) {
+    /// Appends a row; `meta` is sorted by name.
+    fn push(
+        &mut self,
+        stream: u32,
+        ts: Timestamp,
+        line: &str,
+        meta: &[(&str, &str)],
+        keys: &[String],
+    ) {
         self.stream.append_value(stream);
-        self.ts.append_value(e.ts);
-        self.line.append_value(&e.line);
+        self.ts.append_value(ts);
+        self.line.append_value(line);
+        let get = |k: &str| {
+            meta.binary_search_by(|(n, _)| (*n).cmp(k))
+                .ok()
+                .map(|i| meta[i].1)
+        };
         for (k, b) in keys.iter().zip(self.md.iter_mut()) {
-            b.append_option(e.metadata.get(k));
+            b.append_option(get(k));
         }
         if let Some(rest) = &mut self.rest {
-            let extra: BTreeMap<&str, &str> = e
-                .metadata
+            let extra: BTreeMap<&str, &str> = meta
                 .iter()
+                .copied()
                 .filter(|(k, _)| !keys.iter().any(|x| x == k))
                 .collect();
             if extra.is_empty() {

@@ -70,26 +70,24 @@ impl WalWriter {
         self.seq
     }
 
-    /// Writes `payloads` as records and makes them durable (one fsync for the group).
-    /// On failure the file is cut back so no partial record stays behind.
-    pub fn append(&mut self, payloads: &[Vec<u8>]) -> Result<()> {
-        let total: usize = payloads.iter().map(|p| p.len() + 8).sum();
-        let mut buf = Vec::with_capacity(total);
-        for p in payloads {
-            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
-            buf.extend_from_slice(p);
-        }
-        let res = self.file.write_all(&buf).and_then(|_| {
-            if self.fsync {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+    /// Writes framed records (`[len][crc][payload]`, see [`frame`]) and makes them durable
+    /// (one fsync for the group). On failure the file is cut back so no partial record stays
+    /// behind.
+    pub fn append(&mut self, records: &[&[u8]]) -> Result<()> {
+        let written: usize = records.iter().map(|r| r.len()).sum();
+        let res = records
+            .iter()
+            .try_for_each(|r| self.file.write_all(r))
+            .and_then(|_| {
+                if self.fsync {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
         match res {
             Ok(()) => {
-                self.len += buf.len() as u64;
+                self.len += written as u64;
                 Ok(())
             }
             Err(e) => {
@@ -119,6 +117,15 @@ impl WalWriter {
     pub fn is_empty(&self) -> bool {
         self.len <= MAGIC.len() as u64
     }
+}
+
+/// A payload framed as a record: `[len u32 LE][crc32 u32 LE][payload]`.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(payload.len() + 8);
+    r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    r.extend_from_slice(payload);
+    r
 }
 
 /// Total size of the WAL files in `dir`.
@@ -211,8 +218,8 @@ mod tests {
     fn append_replay_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = WalWriter::create(dir.path(), 7, true).unwrap();
-        w.append(&[b"one".to_vec(), b"two".to_vec()]).unwrap();
-        w.append(&[b"three".to_vec()]).unwrap();
+        w.append(&[&frame(b"one"), &frame(b"two")]).unwrap();
+        w.append(&[&frame(b"three")]).unwrap();
         let full = w.len();
         drop(w);
         let r = read(dir.path(), 7).unwrap();
@@ -233,7 +240,7 @@ mod tests {
     fn flipped_bit_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = WalWriter::create(dir.path(), 1, false).unwrap();
-        w.append(&[b"payload".to_vec()]).unwrap();
+        w.append(&[&frame(b"payload")]).unwrap();
         drop(w);
         let p = dir.path().join(file_name(1));
         let mut data = fs::read(&p).unwrap();
