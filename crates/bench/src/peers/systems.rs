@@ -193,6 +193,15 @@ fn loki_config(bins: &Bins, data: &Path, http_port: u16) -> Res<String> {
         }
         out = out.replace(key, &format!("{name}: {port}"));
     }
+    // Loki's server drops a response after 30 s by default; a slow machine's full
+    // logfmt scan can take longer, and a dropped answer fails the whole run.
+    if !out.contains("http_server_write_timeout") {
+        out = out.replacen(
+            "\nserver:\n",
+            "\nserver:\n  http_server_write_timeout: 10m\n",
+            1,
+        );
+    }
     Ok(out)
 }
 
