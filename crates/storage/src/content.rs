@@ -22,7 +22,7 @@
 
 use crate::{Error, Result};
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Gram length of fingerprints.
@@ -120,23 +120,8 @@ pub fn needle_items(needle: &[u8]) -> Vec<u64> {
     out
 }
 
-/// Hashes are already uniform: no rehashing in the per-block sets.
-#[derive(Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type ItemSet = HashSet<u64, BuildHasherDefault<Identity>>;
+/// Items are already hashes: no rehashing in the per-block sets.
+type ItemSet = HashSet<u64, BuildHasherDefault<crate::head::PassThrough>>;
 
 fn probe(h: u64, i: u64, nbits: u64) -> (usize, u64) {
     // Double hashing; the product's high half maps onto any bit count without bias.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Hashes a `u64` that is already a hash (xxh3) by passing it through.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {

@@ -228,15 +228,7 @@ impl Store {
     /// A local copy of a segment's file and its (cached) footer.
     pub(crate) fn open_segment(&self, meta: &SegmentMeta) -> Result<(File, scan::FileMeta)> {
         let path = meta.data_path();
-        let local = self.objects.local_file(&path, &self.rt)?;
-        let file = match File::open(&local) {
-            // Evicted from the cache between lookup and open: fetch it again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.objects.is_local() => {
-                self.objects.evict_path(&path);
-                File::open(self.objects.local_file(&path, &self.rt)?)?
-            }
-            r => r?,
-        };
+        let file = self.with_local(&path, |p| File::open(p))?;
         let cached = self.file_meta.lock().get(&path).cloned();
         let fm = match cached {
             Some(m) => m,
@@ -294,7 +286,7 @@ impl Store {
         let parsed = match cached {
             Some(idx) => Ok(idx),
             None => self
-                .read_object_file(&path)
+                .with_local(&path, |p| std::fs::read(p))
                 .and_then(|data| content::Index::parse(&data))
                 .map(|idx| {
                     let idx = Arc::new(idx);
@@ -311,13 +303,17 @@ impl Store {
         }
     }
 
-    /// The bytes of an object, through the local cache for remote backends.
-    fn read_object_file(&self, path: &str) -> Result<Vec<u8>> {
-        let local = self.objects.local_file(path, &self.rt)?;
-        match std::fs::read(&local) {
+    /// `open` on a local copy of an object (through the cache for remote backends).
+    fn with_local<T>(
+        &self,
+        path: &str,
+        open: impl Fn(&std::path::Path) -> std::io::Result<T>,
+    ) -> Result<T> {
+        match open(&self.objects.local_file(path, &self.rt)?) {
+            // Evicted from the cache between lookup and open: fetch it again.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.objects.is_local() => {
                 self.objects.evict_path(path);
-                Ok(std::fs::read(self.objects.local_file(path, &self.rt)?)?)
+                Ok(open(&self.objects.local_file(path, &self.rt)?)?)
             }
             r => Ok(r?),
         }
