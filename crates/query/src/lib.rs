@@ -32,6 +32,7 @@ pub use error::{Error, Result};
 pub use logpipe::{EntryLabels, Pipeline, SampleExtractor};
 pub use result::{LogRow, QueryResult, Sample, Series, StreamResult};
 pub use source::{
-    Entries, EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor,
+    Entries, EntryCursor, LinePredicate, LogSource, SelectRequest, Shards, Step, StreamCursor,
+    Visitor,
 };
 pub use stats::Stats;

@@ -143,6 +143,48 @@ pub trait LogSource: Send + Sync {
     ) -> Option<u64> {
         None
     }
+
+    /// The entries `select` would yield (duplicates and deleted entries excluded), cut in
+    /// up to `n` shards of about equal size to be lent one by one without building cursors:
+    /// for aggregations that do not depend on order, one shard per thread. Only the
+    /// structured metadata named in `metadata` must be filled in (`None`: all of it);
+    /// entries failing the request's line filter may be left out. `None`: the source
+    /// cannot, and the engine uses `select`.
+    fn shards(
+        &self,
+        _req: &SelectRequest<'_>,
+        _n: usize,
+        _metadata: Option<&[String]>,
+    ) -> Result<Option<Box<dyn Shards>>> {
+        Ok(None)
+    }
+}
+
+/// A request's entries in shards, planned once so the shards cut one snapshot.
+pub trait Shards: Send + Sync {
+    /// How many shards.
+    fn count(&self) -> usize;
+    /// Lends the entries of shard `i` to `f`, each stream part in time order; stops at
+    /// the first error of `f` and returns it.
+    fn visit(&self, i: usize, f: &mut Visitor<'_>) -> Result<()>;
+}
+
+/// What [`Shards::visit`] calls for each entry: its stream, timestamp, line (empty when
+/// the request asks for no lines) and structured metadata.
+pub type Visitor<'v> = dyn FnMut(&Arc<Labels>, Timestamp, &str, Labels) -> Result<()> + 'v;
+
+/// The pairs of `metadata` named in `names` (`None`: all).
+pub fn metadata_named(metadata: &Labels, names: Option<&[String]>) -> Labels {
+    match names {
+        None => metadata.clone(),
+        Some(names) => Labels::from_sorted_unchecked(
+            metadata
+                .iter()
+                .filter(|(k, _)| names.iter().any(|n| n == k))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    }
 }
 
 /// A `LogSource` over streams held in memory, for tests and small tools.
@@ -206,6 +248,47 @@ impl LogSource for MemorySource {
             });
         }
         Ok(out)
+    }
+
+    fn shards(
+        &self,
+        req: &SelectRequest<'_>,
+        n: usize,
+        metadata: Option<&[String]>,
+    ) -> Result<Option<Box<dyn Shards>>> {
+        let mut streams = Vec::new();
+        for c in self.select(req)? {
+            let entries = c.entries.collect::<Result<Vec<_>>>()?;
+            streams.push((c.labels, entries));
+        }
+        Ok(Some(Box::new(MemoryShards {
+            streams,
+            n: n.max(1),
+            metadata: metadata.map(<[String]>::to_vec),
+        })))
+    }
+}
+
+/// [`MemorySource`]'s streams, shard `i` holding every `n`th from the `i`th.
+struct MemoryShards {
+    streams: Vec<(Arc<Labels>, Vec<Entry>)>,
+    n: usize,
+    metadata: Option<Vec<String>>,
+}
+
+impl Shards for MemoryShards {
+    fn count(&self) -> usize {
+        self.n
+    }
+
+    fn visit(&self, i: usize, f: &mut Visitor<'_>) -> Result<()> {
+        for (labels, entries) in self.streams.iter().skip(i).step_by(self.n) {
+            for e in entries {
+                let md = metadata_named(&e.metadata, self.metadata.as_deref());
+                f(labels, e.ts, &e.line, md)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -29,6 +29,7 @@ mod objects;
 mod read;
 pub mod scan;
 pub mod segment;
+mod visit;
 pub mod wal;
 
 pub use batch::{BatchEncoder, EncodedBatch};

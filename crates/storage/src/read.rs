@@ -274,7 +274,7 @@ impl Store {
     /// The rows of `wanted` streams that the segment's content index cannot rule out for
     /// `filter`; `None` when the filter implies nothing or the index is unreadable (then
     /// everything is read: the index only ever saves work).
-    fn content_rows(
+    pub(crate) fn content_rows(
         &self,
         meta: &SegmentMeta,
         wanted: &[usize],
@@ -456,6 +456,19 @@ impl LogSource for StoreSource {
         metadata: &[String],
     ) -> silt_query::Result<Option<Vec<silt_query::source::StreamTimestamps>>> {
         self.0.timestamps(req, metadata).map_err(to_query_error)
+    }
+
+    fn shards(
+        &self,
+        req: &SelectRequest<'_>,
+        n: usize,
+        metadata: Option<&[String]>,
+    ) -> silt_query::Result<Option<Box<dyn silt_query::Shards>>> {
+        let plan = self
+            .0
+            .visit_plan(req, n, metadata)
+            .map_err(to_query_error)?;
+        Ok(plan.map(|p| Box::new(p) as Box<dyn silt_query::Shards>))
     }
 
     fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {

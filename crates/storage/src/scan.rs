@@ -216,70 +216,109 @@ pub fn read_streams(
     filter: Option<&LinePredicate>,
     stats: &Stats,
 ) -> Result<HashMap<usize, Vec<Entry>>> {
-    let (start, end) = slices.range;
-    let reader = open_reader(file, meta, &slices, |c| lines || c != "line", stats)?;
     let mut out: HashMap<usize, Vec<Entry>> =
         slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
-    let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
-    for batch in reader {
-        let batch = batch?;
-        let bs = batch.schema();
-        let stream = named::<UInt32Array>(&batch, "stream")?;
-        let ts = named::<Int64Array>(&batch, "ts")?;
-        let line = if lines {
-            Some(named::<StringArray>(&batch, "line")?)
-        } else {
-            None
-        };
-        let mds: Vec<(&StringArray, &str)> = bs
-            .fields()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.name().strip_prefix("md.").map(|k| (i, k)))
-            .map(|(i, k)| col::<StringArray>(&batch, i).map(|a| (a, k)))
-            .collect::<Result<_>>()?;
-        for r in 0..batch.num_rows() {
-            let t = ts.value(r);
-            if t < start || t >= end {
-                continue;
-            }
-            let Some(dst) = out.get_mut(&(stream.value(r) as usize)) else {
-                continue;
-            };
-            lines_read += 1;
-            if let Some(l) = line {
-                line_bytes += l.value_length(r) as u64;
-            }
-            if let (Some(f), Some(l)) = (filter, line) {
-                if !f.test(l.value(r)) {
-                    continue;
-                }
-            }
-            let mut md = Vec::new();
-            for (a, k) in &mds {
-                if a.is_null(r) {
-                    continue;
-                }
-                md_bytes += a.value_length(r) as u64;
-                if *k == "__rest" {
-                    let extra: BTreeMap<String, String> = serde_json::from_str(a.value(r))?;
-                    md.extend(extra);
-                } else {
-                    md_bytes += k.len() as u64;
-                    md.push((k.to_string(), a.value(r).to_string()));
-                }
-            }
+    let push = |s: usize, ts: Timestamp, line: &str, metadata: Labels| {
+        if let Some(dst) = out.get_mut(&s) {
             dst.push(Entry {
-                ts: t,
-                line: line.map(|l| l.value(r).to_string()).unwrap_or_default(),
-                metadata: Labels::from_pairs(md),
+                ts,
+                line: line.to_string(),
+                metadata,
             });
         }
+        true
+    };
+    visit_rows(file, meta, slices, (lines, filter), None, stats, push)?;
+    Ok(out)
+}
+
+/// Lends `f` each row with `start <= ts < end` of the `wanted` streams whose line passes
+/// `filter`: `(stream index, ts, line, metadata)`, one stream's rows in time order,
+/// without building entries. Only the metadata columns `metadata` names are decoded
+/// (`None`: all); `lines: false` skips the line column. `f` returns `false` to stop.
+pub fn visit_rows(
+    file: File,
+    meta: &FileMeta,
+    slices: Slices<'_>,
+    (lines, filter): (bool, Option<&LinePredicate>),
+    metadata: Option<&[String]>,
+    stats: &Stats,
+    mut f: impl FnMut(usize, Timestamp, &str, Labels) -> bool,
+) -> Result<()> {
+    let (start, end) = slices.range;
+    let wanted_md = |k: &str| k == "__rest" || metadata.is_none_or(|m| m.iter().any(|n| n == k));
+    let keep = |c: &str| match c.strip_prefix("md.") {
+        Some(k) => wanted_md(k),
+        None => lines || c != "line",
+    };
+    let reader = open_reader(file, meta, &slices, keep, stats)?;
+    let mut wanted = vec![false; slices.seg.streams.len()];
+    for &i in slices.wanted {
+        if let Some(w) = wanted.get_mut(i) {
+            *w = true;
+        }
     }
+    let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
+    let result = (|| {
+        for batch in reader {
+            let batch = batch?;
+            let bs = batch.schema();
+            let stream = named::<UInt32Array>(&batch, "stream")?;
+            let ts = named::<Int64Array>(&batch, "ts")?;
+            let line = if lines {
+                Some(named::<StringArray>(&batch, "line")?)
+            } else {
+                None
+            };
+            let mds: Vec<(&StringArray, &str)> = bs
+                .fields()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.name().strip_prefix("md.").map(|k| (i, k)))
+                .map(|(i, k)| col::<StringArray>(&batch, i).map(|a| (a, k)))
+                .collect::<Result<_>>()?;
+            for r in 0..batch.num_rows() {
+                let t = ts.value(r);
+                let s = stream.value(r) as usize;
+                if t < start || t >= end || !wanted.get(s).copied().unwrap_or(false) {
+                    continue;
+                }
+                lines_read += 1;
+                let text = line.map_or("", |l| l.value(r));
+                line_bytes += text.len() as u64;
+                if filter.is_some_and(|f| lines && !f.test(text)) {
+                    continue;
+                }
+                let mut md = Vec::new();
+                for (a, k) in &mds {
+                    if a.is_null(r) {
+                        continue;
+                    }
+                    md_bytes += a.value_length(r) as u64;
+                    if *k == "__rest" {
+                        let extra: BTreeMap<String, String> = serde_json::from_str(a.value(r))?;
+                        md.extend(extra.into_iter().filter(|(k, _)| wanted_md(k)));
+                    } else {
+                        md_bytes += k.len() as u64;
+                        md.push((k.to_string(), a.value(r).to_string()));
+                    }
+                }
+                let md = if md.is_empty() {
+                    Labels::new()
+                } else {
+                    Labels::from_pairs(md)
+                };
+                if !f(s, t, text, md) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })();
     stats::add(&stats.decompressed_lines, lines_read);
     stats::add(&stats.decompressed_bytes, line_bytes);
     stats::add(&stats.decompressed_metadata_bytes, md_bytes);
-    Ok(out)
+    result
 }
 
 /// Counts the pages (and their compressed bytes) of every projected column that the

@@ -8,6 +8,7 @@
 
 mod binary;
 mod log;
+mod onepass;
 mod range;
 mod vector;
 

@@ -33,6 +33,11 @@ pub(super) fn eval(
     grid: &Grid,
     pushdown: Option<&Grouping>,
 ) -> Result<StepMatrix> {
+    if !timestamps_suffice(engine, r, pushdown) {
+        if let Some(m) = super::onepass::eval(engine, r, tenant, grid, pushdown)? {
+            return Ok(m);
+        }
+    }
     if grid.steps.len() == 1 {
         if let Some(parts) = split_window(engine, r, tenant, grid.steps[0], pushdown) {
             return eval_split_window(engine, r, &parts, tenant, grid, pushdown);
@@ -261,20 +266,7 @@ fn extract(
                 let labels = EntryLabels::new(c.labels.clone(), e.metadata);
                 if let Some((labels, v)) = extractor.extract(e.ts, &e.line, labels) {
                     crate::stats::add(&engine.stats().post_filter_lines, 1);
-                    let series = match r.grouping.as_ref().or(pushdown) {
-                        None => labels.flatten(),
-                        Some(g) if !g.without => labels.project(&g.labels),
-                        Some(g) => {
-                            let mut series = group(&labels.flatten(), g);
-                            // `without` must not hide pipeline errors either.
-                            for k in ["__error__", "__error_details__"] {
-                                if let Some(v) = labels.get(k) {
-                                    series.set(k, v);
-                                }
-                            }
-                            series
-                        }
-                    };
+                    let series = series_of(&labels, r.grouping.as_ref().or(pushdown));
                     if !by_series.contains_key(&series)
                         && by_series.len() >= engine.limits().max_series
                     {
@@ -352,16 +344,40 @@ fn finish(
         if values.iter().all(Option::is_none) {
             continue;
         }
-        if let Some(err) = labels.get("__error__") {
-            return Err(Error::Pipeline(format!(
-                "pipeline error: '{err}' for series: '{labels}'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"{err}\"). To skip all potential errors you can match all errors with regex: | __error__=~\".+\""
-            )));
-        }
+        pipeline_error(&labels)?;
         // Loki limits series on the final result only: inner series are often per-entry
         // (structured metadata) and collapse under an aggregation.
         out.series.push((labels, values));
     }
     Ok(out)
+}
+
+/// The series a sample belongs to: its labels kept by the grouping, if any.
+pub(super) fn series_of(labels: &EntryLabels, series: Option<&Grouping>) -> Labels {
+    match series {
+        None => labels.flatten(),
+        Some(g) if !g.without => labels.project(&g.labels),
+        Some(g) => {
+            let mut out = group(&labels.flatten(), g);
+            // `without` must not hide pipeline errors either.
+            for k in ["__error__", "__error_details__"] {
+                if let Some(v) = labels.get(k) {
+                    out.set(k, v);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Loki's rule: a result series that still carries `__error__` fails the query.
+pub(super) fn pipeline_error(labels: &Labels) -> Result<()> {
+    match labels.get("__error__") {
+        Some(err) => Err(Error::Pipeline(format!(
+            "pipeline error: '{err}' for series: '{labels}'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"{err}\"). To skip all potential errors you can match all errors with regex: | __error__=~\".+\""
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Range ops whose per-series values add up across series in the same window, so a

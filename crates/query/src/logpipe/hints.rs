@@ -20,7 +20,7 @@ pub struct Hints {
 
 /// Names parsers always set: errors must come out as without hints (a line may even
 /// carry a key named `__error__`, which then acts as the error label).
-const ALWAYS: [&str; 2] = ["__error__", "__error_details__"];
+pub(super) const ALWAYS: [&str; 2] = ["__error__", "__error_details__"];
 
 impl Hints {
     /// Hints for exactly these labels.

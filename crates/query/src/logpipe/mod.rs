@@ -369,6 +369,21 @@ impl SampleExtractor {
         })
     }
 
+    /// The structured metadata names the samples can depend on (`None`: any): those the
+    /// hints name, the names hinted labels take before an `_extracted` suffix (a parsed key
+    /// colliding with metadata is renamed), and the error labels.
+    pub fn metadata_read(&self) -> Option<Vec<String>> {
+        let hints = self.pipeline.hints.as_ref()?;
+        let mut names: Vec<String> = hints::ALWAYS.iter().map(|n| n.to_string()).collect();
+        for n in hints.names() {
+            names.push(n.clone());
+            if let Some(base) = n.strip_suffix("_extracted") {
+                names.push(base.to_string());
+            }
+        }
+        Some(names)
+    }
+
     /// The sample for one entry and its labels; `None` when filtered out or skipped.
     /// The labels keep `__error__` so the evaluator can apply Loki's pipeline-error rule;
     /// the evaluator decides which of them form the series (see `EntryLabels::project`).
