@@ -134,8 +134,12 @@ pub(super) fn eval(
             crate::stats::add(&engine.stats().post_filter_lines, 1);
             let v = if bytes { v as i64 } else { 1 };
             let key = series_of(&labels, series);
+            if let Some(acc) = accs.get_mut(&key) {
+                acc.add(&w, ts, v);
+                return Ok(());
+            }
             let max = engine.limits().max_series;
-            if !accs.contains_key(&key) && accs.len() >= max {
+            if accs.len() >= max {
                 return Err(series_limit(max));
             }
             accs.entry(key).or_default().add(&w, ts, v);

@@ -13,10 +13,21 @@ use super::{Compiled, LabelFmt};
 use silt_logql::ast::Grouping;
 
 /// Labels a parser must set; any other parsed label is never read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Hints {
     names: Vec<String>,
+    /// A word of each name a parser may set (see [`Hints::may_match_line`]); `None` when
+    /// some name has no letter or digit.
+    words: Option<Vec<memchr::memmem::Finder<'static>>>,
 }
+
+impl PartialEq for Hints {
+    fn eq(&self, other: &Hints) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for Hints {}
 
 /// Names parsers always set: errors must come out as without hints (a line may even
 /// carry a key named `__error__`, which then acts as the error label).
@@ -28,7 +39,29 @@ impl Hints {
         names.retain(|n| !ALWAYS.contains(&n.as_str()));
         names.sort();
         names.dedup();
-        Hints { names }
+        let words = names
+            .iter()
+            .map(|n| n.strip_suffix("_extracted").unwrap_or(n))
+            .chain(ALWAYS)
+            .map(|n| {
+                n.split(|c: char| !c.is_ascii_alphanumeric())
+                    .max_by_key(|w| w.len())
+                    .filter(|w| !w.is_empty())
+                    .map(|w| memchr::memmem::Finder::new(w).into_owned())
+            })
+            .collect::<Option<Vec<_>>>();
+        Hints { names, words }
+    }
+
+    /// Whether a line may hold a key that sanitizes to a wanted name. Sanitizing keeps
+    /// ASCII letters and digits, so such a key, and the line, contains each word of the
+    /// name; a line without any name's longest word yields nothing to set, and a parser
+    /// that reports no errors (non-strict `logfmt`) need not read it.
+    pub fn may_match_line(&self, line: &str) -> bool {
+        match &self.words {
+            None => true,
+            Some(words) => words.iter().any(|w| w.find(line.as_bytes()).is_some()),
+        }
     }
 
     /// Whether a key sanitized to `name` may be read, as `name` or as

@@ -165,13 +165,34 @@ impl<'a> RawValue<'a> {
     }
 }
 
+/// A malformed pair; its message (go-logfmt's) is built only when someone reads it.
+enum SyntaxError {
+    /// The byte at this index.
+    Unexpected(usize, u8),
+    /// A quoted value runs to the end of a line of this length.
+    Unterminated(usize),
+}
+
+impl SyntaxError {
+    fn message(&self) -> String {
+        match self {
+            SyntaxError::Unexpected(i, c) => format!(
+                "logfmt syntax error at pos {} : unexpected '{}'",
+                i + 1,
+                *c as char
+            ),
+            // go-logfmt reports it at the end of the line.
+            SyntaxError::Unterminated(len) => format!(
+                "logfmt syntax error at pos {} : unterminated quoted value",
+                len + 1
+            ),
+        }
+    }
+}
+
 /// go-logfmt's error for the byte at `i`.
-fn unexpected(b: &[u8], i: usize) -> String {
-    format!(
-        "logfmt syntax error at pos {} : unexpected '{}'",
-        i + 1,
-        b[i] as char
-    )
+fn unexpected(b: &[u8], i: usize) -> SyntaxError {
+    SyntaxError::Unexpected(i, b[i])
 }
 
 /// Walks the logfmt pairs of a line: `pair(key, value)` for each well-formed pair, and
@@ -180,7 +201,7 @@ fn unexpected(b: &[u8], i: usize) -> String {
 fn logfmt_scan<'a>(
     line: &'a str,
     mut pair: impl FnMut(&'a str, RawValue<'a>) -> bool,
-    mut error: impl FnMut(String) -> bool,
+    mut error: impl FnMut(SyntaxError) -> bool,
 ) {
     let b = line.as_bytes();
     let mut i = 0;
@@ -249,12 +270,7 @@ fn logfmt_scan<'a>(
                 }
             }
             if !closed {
-                // go-logfmt reports it at the end of the line.
-                let msg = format!(
-                    "logfmt syntax error at pos {} : unterminated quoted value",
-                    b.len() + 1
-                );
-                if !error(msg) {
+                if !error(SyntaxError::Unterminated(b.len())) {
                     return;
                 }
                 skip(&mut i);
@@ -319,6 +335,9 @@ pub fn logfmt(
         }
     };
     if !strict {
+        if params.is_empty() && hints.is_some_and(|h| !h.may_match_line(line)) {
+            return;
+        }
         logfmt_scan(
             line,
             |k, v| {
@@ -340,7 +359,7 @@ pub fn logfmt(
             true
         },
         |e| {
-            err = Some(e);
+            err = Some(e.message());
             false
         },
     );
