@@ -85,6 +85,7 @@ const QUERIES: &[&str] = &[
     r#"sum by (esc) (count_over_time({env="prod"} | json | __error__="" | esc=~".+" [5m]))"#,
     r#"sum by (level) (rate({env="prod"} | logfmt | level=~"err.*" or n > 2 | drop __error__, __error_details__ [5m]))"#,
     r#"topk(2, sum by (level) (count_over_time({env="prod"} | json | __error__="" [5m])))"#,
+    r#"sum by (level) (bytes_rate({env="prod"} | logfmt | drop __error__, __error_details__ [3m] offset 2m))"#,
     // Keys that only sanitize to the wanted name: lines are skipped by words, not names.
     r#"sum by (log_level, x_y_z, _1st) (count_over_time({env="prod"} | logfmt | drop __error__, __error_details__ [5m]))"#,
 ];

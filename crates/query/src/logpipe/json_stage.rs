@@ -30,12 +30,26 @@ fn json_string(raw: &[u8]) -> Cow<'_, str> {
 }
 
 fn lossy(b: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(b)
+    // `from_utf8` checks ASCII a word at a time; the lossy walk only when needed.
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// `appendSanitized`: joins a non-blank key part to a flattened name; a leading digit
 /// gets `_` only at the start of the name.
 fn append_part(out: &mut String, part: &str) {
+    let b = part.as_bytes();
+    // The usual key (letters, digits and `_`) is its own sanitized form.
+    let plain = b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    if plain && !b.is_empty() && !(out.is_empty() && b[0].is_ascii_digit()) {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(part);
+        return;
+    }
     let part = part.trim();
     if part.is_empty() {
         return;
