@@ -265,6 +265,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.content_index = cfg.storage.content_index;
     scfg.backend = cfg.storage.backend()?;
     scfg.wal_max_bytes = cfg.storage.wal_max_size;
+    scfg.max_head_memory = cfg.storage.max_head_memory as usize;
     scfg.cache_max_bytes = cfg.storage.object_store.cache_max_size;
     scfg.upload_concurrency = cfg.storage.object_store.max_concurrency;
     scfg.max_retry_backoff = cfg.storage.object_store.retry_max_backoff;

@@ -152,6 +152,11 @@ pub struct StorageConfig {
     /// grows past a few flushes' worth when the object store is failing.
     #[serde(deserialize_with = "de_bytes")]
     pub wal_max_size: u64,
+    /// Most memory the in-memory heads (the one taking writes and those being written out
+    /// as segments) may hold together; above it pushes wait up to 5 s, then get 503. The
+    /// head is also flushed once it holds half of this. 0 disables the cap.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_head_memory: u64,
     /// Where segments are stored.
     pub object_store: ObjectStoreConfig,
 }
@@ -393,6 +398,7 @@ impl Default for StorageConfig {
             zstd_level: 6,
             content_index: true,
             wal_max_size: 0,
+            max_head_memory: 96 << 20,
             object_store: ObjectStoreConfig::default(),
         }
     }
@@ -537,6 +543,13 @@ impl Config {
         }
         if self.storage.flush_max_bytes < 1 << 20 {
             return bad("storage.flush_max_bytes", "must be at least 1MiB");
+        }
+        let head_mem = self.storage.max_head_memory;
+        if head_mem != 0 && head_mem < 16 << 20 {
+            return bad(
+                "storage.max_head_memory",
+                "must be 0 (no cap) or at least 16MiB",
+            );
         }
         if self.storage.flush_max_age < Duration::from_secs(1) {
             return bad("storage.flush_max_age", "must be at least 1s");
@@ -744,6 +757,7 @@ mod tests {
         assert_eq!(cfg.server.listen, "0.0.0.0:3100");
         assert_eq!(cfg.limits.max_line_size, 256 * 1000);
         assert_eq!(cfg.storage.flush_max_bytes, 64 << 20);
+        assert_eq!(cfg.storage.max_head_memory, 96 << 20);
     }
 
     #[test]
@@ -760,6 +774,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.zstd_level"), "{err}");
+        let err = Config::from_yaml("storage:\n  max_head_memory: 1MiB\n").unwrap_err();
+        assert!(err.to_string().contains("storage.max_head_memory"), "{err}");
+        assert!(Config::from_yaml("storage:\n  max_head_memory: 0\n").is_ok());
         let err = Config::from_yaml("limits:\n  query_timeout: soon\n")
             .unwrap_err()
             .to_string();

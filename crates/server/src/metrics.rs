@@ -198,6 +198,12 @@ impl Collector for StoreCollector {
             "Raw bytes in the in-memory head",
             self.0.head_bytes() as i64,
         )?;
+        gauge(
+            &mut enc,
+            "silt_head_memory_bytes",
+            "Bytes held by the in-memory heads (active and being flushed), capped by storage.max_head_memory",
+            self.0.head_memory() as i64,
+        )?;
         let (n, size, raw) = self.0.segment_totals();
         gauge(&mut enc, "silt_segments", "Segments in the index", n as i64)?;
         gauge(
@@ -267,6 +273,18 @@ impl Collector for StoreCollector {
             "silt_wal_full_refusals",
             "Pushes refused because the WAL reached storage.wal_max_size",
             ld(&m.wal_full_refusals),
+        )?;
+        counter(
+            &mut enc,
+            "silt_head_full_waits",
+            "Pushes that waited because the in-memory heads reached storage.max_head_memory",
+            ld(&m.head_full_waits),
+        )?;
+        counter(
+            &mut enc,
+            "silt_head_full_refusals",
+            "Pushes refused (503) because the in-memory heads stayed at storage.max_head_memory",
+            ld(&m.head_full_refusals),
         )?;
         gauge(
             &mut enc,

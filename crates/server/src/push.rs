@@ -134,7 +134,9 @@ async fn push(
             .await
             .map_err(|e| match e {
                 // Clients retry 503: the data is refused, not lost.
-                silt_storage::Error::WalFull { .. } => ApiError::new(503, e.to_string()),
+                silt_storage::Error::WalFull { .. } | silt_storage::Error::HeadFull { .. } => {
+                    ApiError::new(503, e.to_string())
+                }
                 silt_storage::Error::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => {
                     ApiError::new(
                         503,

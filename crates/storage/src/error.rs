@@ -32,6 +32,16 @@ pub enum Error {
         /// Why the WAL is not draining.
         cause: String,
     },
+    /// The in-memory heads reached `max_head_memory`: ingest is ahead of flushing.
+    #[error("ingester is over its memory limit ({held} of {cap} bytes held in memory heads waiting to be written as segments): {cause}; push refused, retry later")]
+    HeadFull {
+        /// Bytes held by the active and frozen heads.
+        held: usize,
+        /// The configured cap.
+        cap: usize,
+        /// Why the heads are not draining.
+        cause: String,
+    },
     /// The store is shutting down.
     #[error("storage is shutting down")]
     ShuttingDown,

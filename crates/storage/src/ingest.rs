@@ -182,7 +182,14 @@ fn rotate(wal: &mut WalWriter, active: &Mutex<Head>, state: &RwLock<State>) -> R
     // Same lock order as readers (state, then head) so queries see the data in exactly one place.
     let mut st = state.write();
     let old = std::mem::take(&mut *active.lock());
+    tracing::debug!(
+        raw = old.bytes,
+        mem = old.mem,
+        frozen = st.frozen.len(),
+        "head frozen"
+    );
     st.frozen.push(Arc::new(Frozen {
+        mem: old.mem,
         head: Mutex::new(old),
         wal_through: closed,
         persisted: Default::default(),

@@ -80,6 +80,13 @@ pub struct StoreConfig {
     /// Refuse pushes once the WAL holds this many bytes (0: no cap). The WAL grows when
     /// segments cannot be uploaded; the cap keeps the disk from filling up.
     pub wal_max_bytes: u64,
+    /// Most bytes the active and frozen heads may hold together (see [`head::Head::mem`]),
+    /// 0: no cap. Above it pushes wait for a flush, then get [`Error::HeadFull`]; the active
+    /// head is written out once it holds half of it, so one head can fill while the
+    /// previous one is written.
+    pub max_head_memory: usize,
+    /// How long a push waits for memory before [`Error::HeadFull`].
+    pub head_full_wait: Duration,
     /// Longest wait between flush retries after a failure (backoff doubles up to it).
     pub max_retry_backoff: Duration,
     /// Retention rules.
@@ -107,6 +114,8 @@ impl StoreConfig {
             cache_max_bytes: 10 << 30,
             upload_concurrency: 8,
             wal_max_bytes: 0,
+            max_head_memory: 96 << 20,
+            head_full_wait: Duration::from_secs(5),
             max_retry_backoff: Duration::from_secs(60),
             retention: Retention::default(),
             compaction: Compaction::default(),
@@ -121,6 +130,8 @@ pub(crate) struct Frozen {
     head: Mutex<Head>,
     /// Highest WAL file whose records are all in this head (or older ones).
     wal_through: u64,
+    /// The head's memory when it was frozen (its arenas no longer grow).
+    mem: usize,
     /// Tenants already written out, so a retried flush does not upload them twice.
     persisted: Mutex<HashSet<String>>,
 }
@@ -155,6 +166,12 @@ pub struct StoreMetrics {
     pub wal_bytes: AtomicU64,
     /// Pushes refused because the WAL reached `wal_max_bytes`.
     pub wal_full_refusals: AtomicU64,
+    /// Bytes held by the active and frozen heads (see [`head::Head::mem`]).
+    pub head_memory: AtomicU64,
+    /// Pushes that waited for the heads to fall under `max_head_memory`.
+    pub head_full_waits: AtomicU64,
+    /// Pushes refused because the heads stayed at `max_head_memory`.
+    pub head_full_refusals: AtomicU64,
     /// Consecutive failed flush attempts (0 when the last one succeeded).
     pub flush_failing_attempts: AtomicU64,
     /// Segments deleted whole or trimmed by retention and delete requests.
@@ -178,6 +195,8 @@ pub struct Store {
     content: Mutex<content::Cache>,
     flush_lock: tokio::sync::Mutex<()>,
     flush_wakeup: tokio::sync::Notify,
+    /// Signalled whenever a frozen head is dropped (pushes waiting for memory re-check).
+    head_freed: tokio::sync::Notify,
     maint_lock: tokio::sync::Mutex<()>,
     /// Replaced objects to delete once no query can still be reading them.
     deferred: Mutex<Vec<(Instant, String)>>,
@@ -286,6 +305,7 @@ impl Store {
             content: Mutex::new(content::Cache::new(CONTENT_CACHE_BYTES)),
             flush_lock: tokio::sync::Mutex::new(()),
             flush_wakeup: tokio::sync::Notify::new(),
+            head_freed: tokio::sync::Notify::new(),
             maint_lock: tokio::sync::Mutex::new(()),
             deferred: Mutex::new(leftovers),
             deletes: RwLock::new(delete_reqs),
@@ -320,13 +340,69 @@ impl Store {
                 .unwrap_or_else(|| "flushes are failing or behind".into());
             return Err(Error::WalFull { used, cap, cause });
         }
+        self.wait_for_head_memory().await?;
         let stats = self.ingest.append(batch).await?;
         // Wake the flusher as soon as the head is full rather than at its next tick, so a
         // fast ingest cannot grow the head far past `flush_max_bytes` between checks.
-        if self.active.lock().bytes >= self.cfg.flush_max_bytes {
+        if self.head_due() {
             self.flush_wakeup.notify_one();
         }
         Ok(stats)
+    }
+
+    /// Bytes held by the active and frozen heads.
+    pub fn head_memory(&self) -> usize {
+        let frozen: usize = self.state.read().frozen.iter().map(|f| f.mem).sum();
+        let held = frozen + self.active.lock().mem;
+        self.metrics
+            .head_memory
+            .store(held as u64, Ordering::Relaxed);
+        held
+    }
+
+    /// Whether the active head should be written out for its size.
+    fn head_due(&self) -> bool {
+        let h = self.active.lock();
+        let cap = self.cfg.max_head_memory;
+        h.bytes >= self.cfg.flush_max_bytes || (cap > 0 && h.mem >= cap / 2)
+    }
+
+    /// Backpressure: while the heads hold `max_head_memory`, a push waits (up to
+    /// `head_full_wait`) for a flush to free some, then is refused. Nothing is written
+    /// before this returns, so a refused push is not in the WAL and the client retries it.
+    async fn wait_for_head_memory(&self) -> Result<()> {
+        let cap = self.cfg.max_head_memory;
+        if cap == 0 || self.head_memory() < cap {
+            return Ok(());
+        }
+        self.metrics.head_full_waits.fetch_add(1, Ordering::Relaxed);
+        // Once, not per re-check: waiting pushes must not defeat the flusher's retry backoff
+        // while uploads fail.
+        self.flush_wakeup.notify_one();
+        let deadline = tokio::time::Instant::now() + self.cfg.head_full_wait;
+        loop {
+            let freed = self.head_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let held = self.head_memory();
+            if held < cap {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                self.metrics
+                    .head_full_refusals
+                    .fetch_add(1, Ordering::Relaxed);
+                let cause = match self.objects.health.failing() {
+                    Some(e) => format!("segment uploads are failing: {e}"),
+                    None => "ingest is faster than segments are written".into(),
+                };
+                return Err(Error::HeadFull { held, cap, cause });
+            }
+            // Also re-check now and then: a frozen head may be freed between checks.
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_millis(100)), freed).await;
+        }
     }
 
     /// Streams of `tenant` held in memory (active and frozen heads), and which of `labels`
@@ -424,10 +500,11 @@ impl Store {
             let h = self.active.lock();
             (h.bytes, h.first_append)
         };
+        self.head_memory();
         let age_due =
             first.is_some_and(|t| now_ns() - t >= self.cfg.flush_max_age.as_nanos() as i64);
         let pending = !self.state.read().frozen.is_empty();
-        if bytes >= self.cfg.flush_max_bytes || age_due || pending {
+        if bytes > 0 && (self.head_due() || age_due) || pending {
             self.flush().await?;
         }
         Ok(())
@@ -440,6 +517,11 @@ impl Store {
             self.ingest.rotate().await?;
         }
         loop {
+            // A head that filled up while the previous one was written goes next, so
+            // segments stay near `flush_max_bytes` and pushes do not wait for a whole cycle.
+            if self.head_due() {
+                self.ingest.rotate().await?;
+            }
             let next = self.state.read().frozen.first().cloned();
             let Some(frozen) = next else { return Ok(()) };
             self.persist(&frozen).await?;
@@ -447,9 +529,11 @@ impl Store {
                 let mut st = self.state.write();
                 st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
             }
+            let through = frozen.wal_through;
+            self.head_memory();
+            self.head_freed.notify_waiters();
             // Older frozen heads are all persisted (we go oldest first), so their WAL can go.
             let dir = self.cfg.data_dir.join("wal");
-            let through = frozen.wal_through;
             let bytes = tokio::task::spawn_blocking(move || {
                 wal::remove_through(&dir, through)?;
                 wal::disk_bytes(&dir)

@@ -203,9 +203,11 @@ pub fn encode(
     }
     let schema = Arc::new(Schema::new(fields));
 
-    let mut out = Vec::new();
+    let mut out = Out(Vec::new());
     let mut writer =
         ArrowWriter::try_new(&mut out, schema.clone(), Some(writer_props(zstd_level)?))?;
+    // The most the Parquet writer buffered (the row group being built), for the log.
+    let mut buffered = 0;
     let mut table = Vec::with_capacity(streams.len());
     let mut row = 0u64;
     let (mut min_ts, mut max_ts, mut raw) = (Timestamp::MAX, Timestamp::MIN, 0u64);
@@ -233,6 +235,7 @@ pub fn encode(
             row += 1;
             if b.rows == BATCH_ROWS {
                 writer.write(&b.finish(&schema)?)?;
+                buffered = buffered.max(writer.memory_size());
             }
         }
     }
@@ -258,7 +261,17 @@ pub fn encode(
         serde_json::to_string(&meta)?,
     ));
     writer.close()?;
+    let out = out.0;
     let content = content.map(crate::content::Builder::finish);
+    tracing::debug!(
+        tenant,
+        rows = row,
+        raw,
+        buffered,
+        size = out.len(),
+        capacity = out.capacity(),
+        "segment encoded"
+    );
     Ok(Encoded {
         meta: SegmentMeta {
             size: out.len() as u64,
@@ -268,6 +281,25 @@ pub fn encode(
         data: out,
         content,
     })
+}
+
+/// The Parquet file being written: grows by a quarter, not by doubling, so the encoder
+/// holds at most ~25 % more than the file (see docs/architecture.md, "Memory model").
+struct Out(Vec<u8>);
+
+impl std::io::Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let v = &mut self.0;
+        if v.capacity() - v.len() < buf.len() {
+            v.reserve_exact(buf.len().max(v.len() / 4).max(1 << 20));
+        }
+        v.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Builders {

@@ -7,6 +7,7 @@ use super::Res;
 use silt_testkit::{free_port, http};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +211,7 @@ impl Running {
     pub fn push(&self, bodies: &[Vec<Vec<u8>>]) -> Res<f64> {
         let (addr, path) = (self.proc.addr.as_str(), self.sys.push_path());
         let t = Instant::now();
+        let retries = &AtomicU64::new(0);
         std::thread::scope(|s| {
             let handles: Vec<_> = bodies
                 .iter()
@@ -217,8 +219,19 @@ impl Running {
                     s.spawn(move || -> Res<()> {
                         let headers = [("Content-Type", "application/x-protobuf")];
                         for b in mine {
-                            let (st, body) = http(addr, "POST", path, &headers, b)
-                                .map_err(|e| format!("push to {addr}: {e}"))?;
+                            let mut tries = 0;
+                            let (st, body) = loop {
+                                let (st, body) = http(addr, "POST", path, &headers, b)
+                                    .map_err(|e| format!("push to {addr}: {e}"))?;
+                                // Backpressure: retry 503 as Loki clients do (Promtail
+                                // waits 0.5 s first), at most 20 times.
+                                if st != 503 || tries == 20 {
+                                    break (st, body);
+                                }
+                                tries += 1;
+                                retries.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(500));
+                            };
                             if !(200..300).contains(&st) {
                                 return Err(format!(
                                     "push answered {st}: {}",
@@ -234,6 +247,10 @@ impl Running {
                 .into_iter()
                 .try_for_each(|h| h.join().map_err(|_| "a push thread panicked".to_string())?)
         })?;
+        let retries = retries.load(Ordering::Relaxed);
+        if retries > 0 {
+            eprintln!("{retries} pushes answered 503 (backpressure) and were retried");
+        }
         Ok(t.elapsed().as_secs_f64())
     }
 
