@@ -398,7 +398,7 @@ impl Default for StorageConfig {
             zstd_level: 6,
             content_index: true,
             wal_max_size: 0,
-            max_head_memory: 96 << 20,
+            max_head_memory: 128 << 20,
             object_store: ObjectStoreConfig::default(),
         }
     }
@@ -757,7 +757,7 @@ mod tests {
         assert_eq!(cfg.server.listen, "0.0.0.0:3100");
         assert_eq!(cfg.limits.max_line_size, 256 * 1000);
         assert_eq!(cfg.storage.flush_max_bytes, 64 << 20);
-        assert_eq!(cfg.storage.max_head_memory, 96 << 20);
+        assert_eq!(cfg.storage.max_head_memory, 128 << 20);
     }
 
     #[test]

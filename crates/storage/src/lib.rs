@@ -114,7 +114,7 @@ impl StoreConfig {
             cache_max_bytes: 10 << 30,
             upload_concurrency: 8,
             wal_max_bytes: 0,
-            max_head_memory: 96 << 20,
+            max_head_memory: 128 << 20,
             head_full_wait: Duration::from_secs(5),
             max_retry_backoff: Duration::from_secs(60),
             retention: Retention::default(),
