@@ -1,0 +1,99 @@
+use super::*;
+
+#[test]
+fn example_config_parses_with_every_section() {
+    let text = include_str!("../../../../config/server.example.yaml");
+    let cfg = Config::from_yaml(text).unwrap();
+    assert_eq!(cfg.server.listen, "0.0.0.0:3100");
+    assert_eq!(cfg.limits.max_line_size, 256 * 1000);
+    assert_eq!(cfg.storage.flush_max_bytes, 64 << 20);
+    assert_eq!(cfg.storage.max_head_memory, 128 << 20);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = Config::from_yaml("limits:\n  max_line_sise: 10\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_line_sise"), "{err}");
+}
+
+#[test]
+fn bad_value_is_named() {
+    let err = Config::from_yaml("storage:\n  zstd_level: 40\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("storage.zstd_level"), "{err}");
+    let err = Config::from_yaml("storage:\n  max_head_memory: 1MiB\n").unwrap_err();
+    assert!(err.to_string().contains("storage.max_head_memory"), "{err}");
+    assert!(Config::from_yaml("storage:\n  max_head_memory: 0\n").is_ok());
+    let err = Config::from_yaml("limits:\n  query_timeout: soon\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("query_timeout"), "{err}");
+}
+
+#[test]
+fn env_expansion() {
+    std::env::set_var("SILT_TEST_DIR", "/tmp/x");
+    let cfg = Config::from_yaml(
+        "storage:\n  data_dir: ${SILT_TEST_DIR}\n  zstd_level: ${SILT_UNSET_LEVEL:-5}\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.storage.data_dir, PathBuf::from("/tmp/x"));
+    assert_eq!(cfg.storage.zstd_level, 5);
+    assert!(Config::from_yaml("version: ${SILT_SURELY_UNSET}\n").is_err());
+}
+
+#[test]
+fn object_store_and_retention_are_validated() {
+    let err = Config::from_yaml("storage:\n  object_store:\n    backend: s3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("storage.object_store.s3.bucket"), "{err}");
+    let err = Config::from_yaml("storage:\n  object_store:\n    backend: gcs\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backend"), "{err}");
+    let err = Config::from_yaml(
+        "limits:\n  retention_stream:\n    - {selector: '{a=\"b\"} | json', period: 1h}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("limits.retention_stream"), "{err}");
+    let cfg = Config::from_yaml(concat!(
+        "storage:\n  object_store:\n    backend: s3\n    s3:\n      bucket: b\n",
+        "      endpoint: http://127.0.0.1:9000\n      force_path_style: true\n",
+        "overrides:\n  t1:\n    retention_period: 24h\n",
+        "    retention_stream: [{selector: '{env=\"dev\"}', priority: 2, period: 1h}]\n",
+    ))
+    .unwrap();
+    match cfg.storage.backend().unwrap() {
+        silt_storage::Backend::S3(s3) => {
+            assert!(s3.path_style);
+            assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        }
+        silt_storage::Backend::Local => panic!("expected s3"),
+    }
+    let r = cfg.retention().unwrap();
+    let dev = silt_model::Labels::from_pairs([("env", "dev")]);
+    assert_eq!(r.period("t1", &dev), Some(Duration::from_secs(3600)));
+    assert_eq!(
+        r.period("t1", &silt_model::Labels::new()),
+        Some(Duration::from_secs(24 * 3600))
+    );
+    assert_eq!(r.period("t2", &dev), Some(Duration::from_secs(168 * 3600)));
+}
+
+#[test]
+fn sizes_and_durations() {
+    assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
+    assert_eq!(parse_bytes("256KB").unwrap(), 256_000);
+    assert_eq!(parse_bytes("1024").unwrap(), 1024);
+    assert_eq!(
+        parse_duration("168h").unwrap(),
+        Duration::from_secs(168 * 3600)
+    );
+    assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+    assert!(parse_bytes("12XB").is_err());
+}
