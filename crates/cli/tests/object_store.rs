@@ -307,6 +307,48 @@ fn outage_during_ingestion_loses_nothing_acknowledged() {
     assert_eq!(st, 204, "{body}");
 }
 
+#[test]
+fn outage_fills_the_head_memory_cap_then_pushes_get_503_and_nothing_is_lost() {
+    let moto = Moto::start();
+    // No WAL cap: the heads' memory cap is what an outage reaches.
+    let cfg = config(&moto, "  max_head_memory: 16MiB");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(bin(), dir.path(), &cfg, port);
+    let t0 = now_ns() - 600_000_000_000;
+    let mut ts = t0;
+    let mut expected = BTreeSet::new();
+    moto.pause();
+    let mut refused = None;
+    for i in 0..2000 {
+        let (st, body, lines) = push(&server.addr, "svc", &format!("full-{i}"), ts, 500);
+        ts += 1_000_000;
+        match st {
+            204 => expected.extend(lines),
+            503 => {
+                refused = Some(body);
+                break;
+            }
+            _ => panic!("push answered {st}: {body}"),
+        }
+    }
+    let refused = refused.expect("the head memory cap was never reached");
+    assert!(refused.contains("over its memory limit"), "{refused}");
+    assert!(refused.contains("segment uploads are failing"), "{refused}");
+    assert!(metric(&server.addr, "silt_head_full_refusals") >= 1.0);
+    // What was refused is not stored; what was acknowledged is readable from memory.
+    assert_exactly(query_all(&server.addr, t0), &expected);
+    moto.resume();
+    wait_for("the backlog uploaded", || {
+        metric(&server.addr, "silt_object_store_up") == 1.0
+            && metric(&server.addr, "silt_head_memory_bytes") < (8 << 20) as f64
+    });
+    let (st, body, lines) = push(&server.addr, "svc", "after", ts, 10);
+    assert_eq!(st, 204, "{body}");
+    expected.extend(lines);
+    assert_exactly(query_all(&server.addr, t0), &expected);
+}
+
 fn lifecycle_config(moto: &Moto, prefix: &str, compactor: &str, limits: &str) -> String {
     config(moto, "")
         .replace(
