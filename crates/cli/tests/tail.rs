@@ -128,6 +128,19 @@ impl Tail {
         }
     }
 
+    /// Reads until the server has pinged once more (rows read meanwhile are left out);
+    /// panics after [`WAIT`].
+    fn next_ping(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        let seen = self.pings;
+        while self.pings == seen {
+            assert!(Instant::now() < deadline, "no ping");
+            if let Read::Closed(c) = self.read() {
+                panic!("session closed: {c:?}");
+            }
+        }
+    }
+
     /// Frames until `done(rows so far)` holds; panics after [`WAIT`].
     fn rows_until(
         &mut self,
@@ -309,11 +322,18 @@ fn delay_for_and_refusals(addr: &str) {
     let t = "t-delay";
     let q = query_param(r#"{app="d"}"#);
     let mut tail = connect(addr, Some(t), &format!("{q}&delay_for=2"), &[]).unwrap();
+    // Past the session's replay (which sends what it finds at once), so the entry below
+    // arrives live and is held.
+    tail.next_ping();
     push(addr, t, &[("app", "d")], &[(now_ns(), "delayed".into())]);
+    let pinged = tail.pings;
     let (rows, _) = tail.rows_until(|r, _| !r.is_empty());
     assert_eq!(lines(&rows), ["delayed"]);
     // Held back about two seconds: the server pinged (every second) in the meantime.
-    assert!(tail.pings >= 1, "no ping received");
+    assert!(
+        tail.pings > pinged,
+        "no ping received while the entry was held"
+    );
     tail.close();
 
     let refuse = |tenant: Option<&str>, params: &str| match connect(addr, tenant, params, &[]) {
