@@ -159,6 +159,27 @@ fn push(addr: &str, app: &str, tag: &str, ts0: i64, n: usize) -> (u16, String, V
     (status, String::from_utf8_lossy(&resp).to_string(), lines)
 }
 
+/// Pushes batches of 500 entries (from `*ts` on) until one is refused with 503, at most
+/// `tries`; the acknowledged lines go to `expected`. The 503's body, if any.
+fn push_until_refused(
+    addr: &str,
+    tag: &str,
+    tries: usize,
+    ts: &mut i64,
+    expected: &mut BTreeSet<String>,
+) -> Option<String> {
+    for i in 0..tries {
+        let (st, body, lines) = push(addr, "svc", &format!("{tag}-{i}"), *ts, 500);
+        *ts += 1_000_000;
+        match st {
+            204 => expected.extend(lines),
+            503 => return Some(body),
+            _ => panic!("push answered {st}: {body}"),
+        }
+    }
+    None
+}
+
 /// Every line of `{app=~".+"}` between `start` and now, paging forward.
 fn query_all(addr: &str, start: i64) -> Vec<String> {
     query_lines(addr, "{app=~\".+\"}", start, now_ns() + 3_600_000_000_000)
@@ -279,20 +300,8 @@ fn outage_during_ingestion_loses_nothing_acknowledged() {
     // Outage 2: fill the WAL to its cap (then 503 with a clear message), SIGKILL silt
     // while S3 is still down, bring S3 back, restart: every acknowledged entry is there.
     moto.pause();
-    let mut refused = None;
-    for i in 0..200 {
-        let (st, body, lines) = push(&server.addr, "svc", &format!("outage2-{i}"), ts, 500);
-        ts += 1_000_000;
-        match st {
-            204 => expected.extend(lines),
-            503 => {
-                refused = Some(body);
-                break;
-            }
-            _ => panic!("push answered {st}: {body}"),
-        }
-    }
-    let refused = refused.expect("the WAL cap was never reached");
+    let refused = push_until_refused(&server.addr, "outage2", 200, &mut ts, &mut expected)
+        .expect("the WAL cap was never reached");
     assert!(refused.contains("WAL is full"), "{refused}");
     let (st, _) = http(&server.addr, "GET", "/ready", &[], b"").unwrap();
     assert_eq!(st, 503);
@@ -319,20 +328,8 @@ fn outage_fills_the_head_memory_cap_then_pushes_get_503_and_nothing_is_lost() {
     let mut ts = t0;
     let mut expected = BTreeSet::new();
     moto.pause();
-    let mut refused = None;
-    for i in 0..2000 {
-        let (st, body, lines) = push(&server.addr, "svc", &format!("full-{i}"), ts, 500);
-        ts += 1_000_000;
-        match st {
-            204 => expected.extend(lines),
-            503 => {
-                refused = Some(body);
-                break;
-            }
-            _ => panic!("push answered {st}: {body}"),
-        }
-    }
-    let refused = refused.expect("the head memory cap was never reached");
+    let refused = push_until_refused(&server.addr, "full", 2000, &mut ts, &mut expected)
+        .expect("the head memory cap was never reached");
     assert!(refused.contains("over its memory limit"), "{refused}");
     assert!(refused.contains("segment uploads are failing"), "{refused}");
     assert!(metric(&server.addr, "silt_head_full_refusals") >= 1.0);

@@ -38,7 +38,7 @@ type HashSeen = HashSet<u64, BuildHasherDefault<PassThrough>>;
 /// instead of doubling: a head's arenas then hold at most ~25 % unused capacity, not up
 /// to 100 %, which bounds the head's memory much closer to its data. The extra copies
 /// cost a few memcpys of the data per flush.
-fn reserve<T>(v: &mut Vec<T>, extra: usize, min: usize) {
+pub(crate) fn reserve<T>(v: &mut Vec<T>, extra: usize, min: usize) {
     if v.capacity() - v.len() < extra {
         v.reserve_exact(extra.max(v.len() / 4).max(min));
     }

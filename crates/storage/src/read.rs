@@ -84,6 +84,9 @@ impl SegmentRead {
     }
 }
 
+/// A segment's file, its footer, and the only rows worth reading (`None`: all).
+pub(crate) type OpenedSegment = (File, scan::FileMeta, Option<Vec<(usize, usize)>>);
+
 struct PartRef {
     part: Part,
     min_ts: Timestamp,
@@ -250,18 +253,10 @@ impl Store {
         filter: Option<&LinePredicate>,
         stats: &Stats,
     ) -> Result<HashMap<usize, Vec<Entry>>> {
-        let only = match filter {
-            Some(f) if lines && meta.content_size > 0 => self.content_rows(meta, wanted, f),
-            _ => None,
-        };
-        if only.as_ref().is_some_and(|o| o.is_empty()) {
-            // No block can hold a matching line: the data file is not even opened.
-            stats::add(&stats.content_skipped_chunks, wanted.len() as u64);
+        let filter = filter.filter(|_| lines);
+        let Some((file, fm, only)) = self.open_wanted(meta, wanted, filter, stats)? else {
             return Ok(HashMap::new());
-        }
-        let (file, fm) = self.open_segment(meta)?;
-        stats::add(&stats.segments, 1);
-        stats::add(&stats.chunks_downloaded, wanted.len() as u64);
+        };
         let slices = scan::Slices {
             seg: meta,
             wanted,
@@ -269,6 +264,30 @@ impl Store {
             only: only.as_deref(),
         };
         scan::read_streams(file, &fm, slices, lines, filter, stats)
+    }
+
+    /// A segment opened to read its `wanted` streams, with the rows its content index
+    /// leaves for `filter` (`None`: all); `None` when no block can hold a line passing
+    /// `filter`, and then the data file is not even opened. Counts what it opens.
+    pub(crate) fn open_wanted(
+        &self,
+        meta: &SegmentMeta,
+        wanted: &[usize],
+        filter: Option<&LinePredicate>,
+        stats: &Stats,
+    ) -> Result<Option<OpenedSegment>> {
+        let only = match filter {
+            Some(f) if meta.content_size > 0 => self.content_rows(meta, wanted, f),
+            _ => None,
+        };
+        if only.as_ref().is_some_and(|o| o.is_empty()) {
+            stats::add(&stats.content_skipped_chunks, wanted.len() as u64);
+            return Ok(None);
+        }
+        let (file, fm) = self.open_segment(meta)?;
+        stats::add(&stats.segments, 1);
+        stats::add(&stats.chunks_downloaded, wanted.len() as u64);
+        Ok(Some((file, fm, only)))
     }
 
     /// The rows of `wanted` streams that the segment's content index cannot rule out for

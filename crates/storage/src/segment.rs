@@ -289,11 +289,8 @@ struct Out(Vec<u8>);
 
 impl std::io::Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let v = &mut self.0;
-        if v.capacity() - v.len() < buf.len() {
-            v.reserve_exact(buf.len().max(v.len() / 4).max(1 << 20));
-        }
-        v.extend_from_slice(buf);
+        crate::head::reserve(&mut self.0, buf.len(), 1 << 20);
+        self.0.extend_from_slice(buf);
         Ok(buf.len())
     }
 

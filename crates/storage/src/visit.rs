@@ -161,20 +161,14 @@ impl Plan {
         let wanted: Vec<usize> = run.iter().map(|s| s.idx).collect();
         let labels: HashMap<usize, &Arc<Labels>> = run.iter().map(|s| (s.idx, &s.labels)).collect();
         let stats = &self.stats;
-        let store = &self.store;
-        let only = match &self.filter {
-            Some(p) if meta.content_size > 0 => store.content_rows(meta, &wanted, p),
-            _ => None,
-        };
         add(&stats.chunks_ref, wanted.len() as u64);
-        if only.as_ref().is_some_and(|o| o.is_empty()) {
-            add(&stats.content_skipped_chunks, wanted.len() as u64);
-            return Ok(());
-        }
         let started = std::time::Instant::now();
-        let (file, fm) = store.open_segment(meta).map_err(to_query)?;
-        add(&stats.segments, 1);
-        add(&stats.chunks_downloaded, wanted.len() as u64);
+        let opened = self
+            .store
+            .open_wanted(meta, &wanted, self.filter.as_ref(), stats);
+        let Some((file, fm, only)) = opened.map_err(to_query)? else {
+            return Ok(());
+        };
         let slices = scan::Slices {
             seg: meta,
             wanted: &wanted,

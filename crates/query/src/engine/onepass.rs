@@ -1,18 +1,18 @@
-//! Counts and byte sums over a pipeline in one pass: entries are lent by the source
-//! ([`LogSource::visit`](crate::LogSource::visit)) without building cursors or owned
-//! entries, and each sample adds to the steps whose windows hold it, so neither the
+//! Counts and byte sums over a pipeline in one pass: entries are lent by the source in
+//! shards ([`LogSource::shards`](crate::LogSource::shards)) without building cursors or
+//! owned entries, and each sample adds to the steps whose windows hold it, so neither the
 //! samples nor a slice's entries are ever held.
 //!
 //! The answer equals [`super::range`]'s: a window's value is its number of samples (or
 //! their byte sum), integers added exactly, so the order entries come in does not
 //! matter, and a window without samples has no value.
 
-use super::range::{pipeline_error, series_of};
+use super::range::{pipeline_error, request, series_of};
 use super::{series_limit, Engine, Grid, StepMatrix};
 use crate::logpipe::{EntryLabels, SampleExtractor};
-use crate::{Result, SelectRequest};
+use crate::Result;
 use silt_logql::ast::{Grouping, RangeAggregation, RangeOp};
-use silt_model::{Direction, Labels};
+use silt_model::Labels;
 use std::collections::HashMap;
 
 /// One series' samples: kept as `(ts, value)` while few, as difference arrays over the
@@ -95,27 +95,13 @@ pub(super) fn eval(
     let series = r.grouping.as_ref().or(pushdown);
     let extractor = SampleExtractor::grouped(r, series)?;
     let metadata = extractor.metadata_read();
-    let first = grid.steps[0];
-    let last = grid.steps[grid.steps.len() - 1];
-    // Entries with first - range - offset < ts <= last - offset, in shards.
-    let (start, end) = (first - r.range - r.offset + 1, last - r.offset + 1);
     let n = (engine.limits().parallelism * 2).max(1);
-    let line_filter = crate::logpipe::line_prefilter(&r.log.pipeline)?;
     let w = Windows {
         steps: &grid.steps,
         range: r.range,
         offset: r.offset,
     };
-    let req = SelectRequest {
-        tenant,
-        matchers: &r.log.selector,
-        start,
-        end,
-        direction: Direction::Forward,
-        lines: !r.log.pipeline.is_empty() || bytes,
-        line_filter,
-        stats: engine.stats().clone(),
-    };
+    let req = request(engine, r, tenant, grid);
     let Some(shards) = engine.source().shards(&req, n, metadata.as_deref())? else {
         return Ok(None);
     };

@@ -216,10 +216,26 @@ fn eval_slice(
     grid: &Grid,
     pushdown: Option<&Grouping>,
 ) -> Result<StepMatrix> {
+    let req = request(engine, r, tenant, grid);
+    crate::stats::add(&engine.stats().splits, 1);
+    let mut by_series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+    if !count_timestamps(engine, r, &req, pushdown, &mut by_series)? {
+        extract(engine, r, &req, pushdown, &mut by_series)?;
+    }
+    finish(r, grid, by_series)
+}
+
+/// What `r` reads for the steps of `grid`: the entries with
+/// `first - range - offset < ts <= last - offset`, oldest first.
+pub(super) fn request<'a>(
+    engine: &Engine<'_>,
+    r: &'a RangeAggregation,
+    tenant: &'a str,
+    grid: &Grid,
+) -> SelectRequest<'a> {
     let first = grid.steps[0];
     let last = *grid.steps.last().unwrap_or(&first);
-    // Entries with first - range - offset < ts <= last - offset.
-    let req = SelectRequest {
+    SelectRequest {
         tenant,
         matchers: &r.log.selector,
         start: first - r.range - r.offset + 1,
@@ -229,17 +245,12 @@ fn eval_slice(
         lines: !r.log.pipeline.is_empty()
             || r.unwrap.is_some()
             || matches!(r.op, RangeOp::BytesOverTime | RangeOp::BytesRate),
+        // A bad filter is reported when the pipeline compiles.
         line_filter: crate::logpipe::line_prefilter(&r.log.pipeline)
             .ok()
             .flatten(),
         stats: engine.stats().clone(),
-    };
-    crate::stats::add(&engine.stats().splits, 1);
-    let mut by_series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
-    if !count_timestamps(engine, r, &req, pushdown, &mut by_series)? {
-        extract(engine, r, &req, pushdown, &mut by_series)?;
     }
-    finish(r, grid, by_series)
 }
 
 /// Samples of every entry the source yields, by series.
