@@ -254,6 +254,9 @@ fn restart_with_empty_disk_reads_everything_from_the_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(bin(), dir.path(), &cfg, free_port());
     assert_exactly(query_all(&server.addr, t0), &expected);
+    // Segments were read by byte range, through the block cache.
+    assert!(metric(&server.addr, "silt_object_store_range_requests") > 0.0);
+    assert!(metric(&server.addr, "silt_cache_bytes") > 0.0);
 }
 
 #[test]

@@ -169,7 +169,7 @@ pub struct ObjectStoreConfig {
     pub backend: BackendKind,
     /// Most concurrent requests (uploads, downloads, lists) towards the object store.
     pub max_concurrency: usize,
-    /// Size cap of the local cache of segment files (remote backends).
+    /// Size cap of the local cache of segment blocks read by range (remote backends).
     #[serde(deserialize_with = "de_bytes")]
     pub cache_max_size: u64,
     /// Longest wait between retries of a failed segment upload (backoff doubles up to it).

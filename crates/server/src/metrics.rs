@@ -289,14 +289,26 @@ impl Collector for StoreCollector {
         gauge(
             &mut enc,
             "silt_cache_bytes",
-            "Bytes of segment files in the local cache",
+            "Bytes of segment blocks and small objects in the local cache of a remote object store",
             objects.cache_bytes() as i64,
         )?;
         counter(
             &mut enc,
             "silt_cache_misses",
-            "Segment files fetched from the object store into the cache",
+            "Whole objects (content indexes) fetched from the object store into the cache",
             ld(&objects.cache_misses),
+        )?;
+        counter(
+            &mut enc,
+            "silt_object_store_range_requests",
+            "Byte-range reads of segments from a remote object store (cache misses)",
+            ld(&objects.ranges.requests),
+        )?;
+        counter(
+            &mut enc,
+            "silt_object_store_range_bytes",
+            "Bytes of segments read by range from a remote object store",
+            ld(&objects.ranges.bytes),
         )?;
         Ok(())
     }

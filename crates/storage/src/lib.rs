@@ -15,6 +15,7 @@
 //! ```
 
 pub mod batch;
+mod cache;
 mod catalog;
 pub mod codec;
 pub mod content;
@@ -26,6 +27,7 @@ mod ingest;
 mod lifecycle;
 pub mod live;
 mod objects;
+pub mod ranged;
 mod read;
 pub mod scan;
 pub mod segment;

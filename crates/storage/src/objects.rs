@@ -1,11 +1,14 @@
 //! Object I/O: every segment and index object goes through `object_store`.
 //!
-//! Queries read segments as local files (page-level range reads through the Parquet
-//! page index). On the local-filesystem backend that is the object itself; on a
-//! remote backend the object is first fetched into a size-bounded LRU cache directory.
+//! Queries read segments by page through the Parquet page index: on the local-filesystem
+//! backend from the object itself, on a remote one by byte range into a size-bounded LRU
+//! cache directory ([`crate::ranged`]; small objects such as content indexes are cached
+//! whole).
 //! Every request towards the backend takes a permit (`max_concurrency`) and records
 //! whether it succeeded, which is what `/ready` and the metrics report.
 
+use crate::cache::CacheIndex;
+use crate::ranged::RangeStats;
 use crate::{Error, Result};
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -16,8 +19,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
 };
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -109,7 +111,7 @@ impl Health {
         }
     }
 
-    fn record<T>(&self, r: &std::result::Result<T, object_store::Error>) {
+    pub(crate) fn record<T>(&self, r: &std::result::Result<T, object_store::Error>) {
         match r {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {
                 self.requests.fetch_add(1, Ordering::Relaxed);
@@ -124,28 +126,24 @@ impl Health {
     }
 }
 
-/// Cache bookkeeping: size and last use of every cached file, for LRU eviction.
-#[derive(Default)]
-struct CacheIndex {
-    files: HashMap<PathBuf, (u64, u64)>,
-    total: u64,
-    clock: u64,
-}
-
 /// Where objects live.
 #[derive(Clone)]
 pub struct Objects {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// Root directory when the backend is the local filesystem.
-    local_root: Option<PathBuf>,
-    cache_dir: PathBuf,
+    pub(crate) local_root: Option<PathBuf>,
+    pub(crate) cache_dir: PathBuf,
     cache_max_bytes: u64,
-    cache: Arc<Mutex<CacheIndex>>,
+    pub(crate) cache: Arc<Mutex<CacheIndex>>,
+    /// Signalled when a fetch into the cache ends.
+    pub(crate) fetched: Arc<Condvar>,
     permits: Arc<Semaphore>,
     /// What the last requests said about the backend.
     pub health: Arc<Health>,
-    /// Objects fetched into the cache (misses).
+    /// Whole objects fetched into the cache (misses).
     pub cache_misses: Arc<AtomicU64>,
+    /// Byte ranges fetched (segment pages, footers).
+    pub ranges: Arc<RangeStats>,
 }
 
 impl Objects {
@@ -227,9 +225,11 @@ impl Objects {
             cache_dir: cache_dir.to_path_buf(),
             cache_max_bytes,
             cache: Arc::default(),
+            fetched: Arc::default(),
             permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
             health: Arc::default(),
             cache_misses: Arc::default(),
+            ranges: Arc::default(),
         };
         o.scan_cache();
         o
@@ -240,9 +240,10 @@ impl Objects {
         self.local_root.is_some()
     }
 
-    /// Registers files left in the cache by a previous run (all equally old).
+    /// Registers files left in the cache by a previous run (older than any used since).
     fn scan_cache(&self) {
         let mut stack = vec![self.cache_dir.clone()];
+        let blocks = self.cache_dir.join("blocks");
         let mut idx = self.cache.lock();
         while let Some(dir) = stack.pop() {
             let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -250,11 +251,16 @@ impl Objects {
             };
             for e in rd.flatten() {
                 let p = e.path();
+                let is_block = || {
+                    p.starts_with(&blocks)
+                        && p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.parse::<u64>().is_ok())
+                };
                 match e.metadata() {
                     Ok(m) if m.is_dir() => stack.push(p),
-                    Ok(m) if p.extension().is_some_and(|x| x == "parquet") => {
-                        idx.total += m.len();
-                        idx.files.insert(p, (m.len(), 0));
+                    Ok(m) if p.extension().is_some_and(|x| x == "parquet") || is_block() => {
+                        idx.adopt(p, m.len());
                     }
                     // Leftover temporaries of a crashed fetch.
                     _ => {
@@ -265,7 +271,7 @@ impl Objects {
         }
     }
 
-    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    pub(crate) async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
         self.permits
             .acquire()
             .await
@@ -333,17 +339,18 @@ impl Objects {
             return Ok(root.join(path));
         }
         let cached = self.cache_dir.join(path);
-        {
-            let mut idx = self.cache.lock();
-            idx.clock += 1;
-            let now = idx.clock;
-            if let Some(e) = idx.files.get_mut(&cached) {
-                e.1 = now;
-                return Ok(cached);
-            }
+        if self.cache.lock().touch(&cached) {
+            return Ok(cached);
         }
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let data = rt.block_on(self.get(path))?;
+        self.cache_file(cached.clone(), &data)?;
+        Ok(cached)
+    }
+
+    /// Stores `data` as the cache file `cached` and evicts least recently used files past
+    /// the cache's bound (an open reader keeps its unlinked file).
+    pub(crate) fn cache_file(&self, cached: PathBuf, data: &[u8]) -> Result<()> {
         if let Some(parent) = cached.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -351,38 +358,23 @@ impl Objects {
         // unique so two threads fetching the same object do not write into one file.
         static FETCHES: AtomicU64 = AtomicU64::new(0);
         let n = FETCHES.fetch_add(1, Ordering::Relaxed);
-        let tmp = cached.with_extension(format!("tmp{}-{n}", std::process::id()));
-        std::fs::write(&tmp, &data)?;
+        let mut tmp = cached.clone().into_os_string();
+        tmp.push(format!(".tmp{}-{n}", std::process::id()));
+        std::fs::write(&tmp, data)?;
         std::fs::rename(&tmp, &cached)?;
-        let mut idx = self.cache.lock();
-        idx.clock += 1;
-        let now = idx.clock;
-        if let Some((old, _)) = idx.files.insert(cached.clone(), (data.len() as u64, now)) {
-            idx.total -= old;
+        let victims = self
+            .cache
+            .lock()
+            .insert(cached, data.len() as u64, self.cache_max_bytes);
+        for v in victims {
+            let _ = std::fs::remove_file(&v);
         }
-        idx.total += data.len() as u64;
-        // Evict least recently used files; an open reader keeps its (unlinked) file.
-        while idx.total > self.cache_max_bytes && idx.files.len() > 1 {
-            let Some(victim) = idx
-                .files
-                .iter()
-                .filter(|(p, _)| **p != cached)
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(p, _)| p.clone())
-            else {
-                break;
-            };
-            if let Some((size, _)) = idx.files.remove(&victim) {
-                idx.total -= size;
-            }
-            let _ = std::fs::remove_file(&victim);
-        }
-        Ok(cached)
+        Ok(())
     }
 
     /// Bytes held in the local cache.
     pub fn cache_bytes(&self) -> u64 {
-        self.cache.lock().total
+        self.cache.lock().total()
     }
 
     /// Drops a cached copy (e.g. evicted under a reader that had not opened it yet).
@@ -391,10 +383,12 @@ impl Objects {
             return;
         }
         let p = self.cache_dir.join(path);
+        let blocks = self.cache_dir.join("blocks").join(path);
         let mut idx = self.cache.lock();
-        if let Some((size, _)) = idx.files.remove(&p) {
-            idx.total -= size;
+        if idx.remove(&p).is_some() {
             let _ = std::fs::remove_file(&p);
         }
+        idx.remove_under(&blocks);
+        let _ = std::fs::remove_dir_all(&blocks);
     }
 }

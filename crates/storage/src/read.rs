@@ -1,6 +1,7 @@
 //! The read path: streams, labels and stats over head, frozen heads and segments.
 
 use crate::head::HeadStream;
+use crate::ranged::SegmentFile;
 use crate::segment::SegmentMeta;
 use crate::{content, scan};
 use crate::{Error, Result, State, Store};
@@ -10,7 +11,6 @@ use silt_query::stats::{self, Stats};
 use silt_query::{EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ impl SegmentRead {
 }
 
 /// A segment's file, its footer, and the only rows worth reading (`None`: all).
-pub(crate) type OpenedSegment = (File, scan::FileMeta, Option<Vec<(usize, usize)>>);
+pub(crate) type OpenedSegment = (SegmentFile, scan::FileMeta, Option<Vec<(usize, usize)>>);
 
 struct PartRef {
     part: Part,
@@ -228,10 +228,10 @@ impl Store {
         out
     }
 
-    /// A local copy of a segment's file and its (cached) footer.
-    pub(crate) fn open_segment(&self, meta: &SegmentMeta) -> Result<(File, scan::FileMeta)> {
+    /// A segment's file (read by range on a remote backend) and its (cached) footer.
+    pub(crate) fn open_segment(&self, meta: &SegmentMeta) -> Result<(SegmentFile, scan::FileMeta)> {
         let path = meta.data_path();
-        let file = self.with_local(&path, |p| File::open(p))?;
+        let file = self.objects.segment_file(&path, meta.size, &self.rt)?;
         let cached = self.file_meta.lock().get(&path).cloned();
         let fm = match cached {
             Some(m) => m,

@@ -1,6 +1,7 @@
 //! Reading segments: the footer and page index, row selection by stream and time, and
 //! the decoded rows (as entries, or timestamps alone for counts).
 
+use crate::ranged::SegmentFile;
 use crate::segment::{SegmentMeta, BATCH_ROWS};
 use crate::{Error, Result};
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
@@ -15,13 +16,12 @@ use silt_model::{Entry, Labels, Timestamp};
 use silt_query::stats::{self, Stats};
 use silt_query::LinePredicate;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 
 /// Parsed footer of a segment file, cached between reads.
 pub type FileMeta = ArrowReaderMetadata;
 
-/// Loads the footer and page index of a local segment file.
-pub fn load_meta(file: &File) -> Result<FileMeta> {
+/// Loads the footer and page index of a segment file.
+pub fn load_meta(file: &SegmentFile) -> Result<FileMeta> {
     Ok(ArrowReaderMetadata::load(
         file,
         ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
@@ -29,11 +29,12 @@ pub fn load_meta(file: &File) -> Result<FileMeta> {
 }
 
 /// Row ranges (file-global, sorted, merged) of the `ts` pages whose min/max overlap
-/// `[start, end)`; `None` when the file has no usable page index.
+/// `[start, end)`, and whether some of them reach outside it; `None` when the file has
+/// no usable page index.
 fn ts_page_ranges(
     meta: &FileMeta,
     (start, end): (Timestamp, Timestamp),
-) -> Option<Vec<(usize, usize)>> {
+) -> Option<(Vec<(usize, usize)>, bool)> {
     let md = meta.metadata();
     let ts_col = md
         .file_metadata()
@@ -42,6 +43,7 @@ fn ts_page_ranges(
         .iter()
         .position(|c| c.path().string() == "ts")?;
     let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut partial = false;
     let mut base = 0usize;
     for rg in 0..md.num_row_groups() {
         let rows = md.row_group(rg).num_rows() as usize;
@@ -55,13 +57,14 @@ fn ts_page_ranges(
         for (i, loc) in locs.iter().enumerate() {
             let first = loc.first_row_index as usize;
             let last = locs.get(i + 1).map_or(rows, |l| l.first_row_index as usize);
-            let hit = match (ci.min_value(i), ci.max_value(i)) {
-                (Some(&lo), Some(&hi)) => hi >= start && lo < end,
-                _ => true,
+            let (hit, inside) = match (ci.min_value(i), ci.max_value(i)) {
+                (Some(&lo), Some(&hi)) => (hi >= start && lo < end, lo >= start && hi < end),
+                _ => (true, false),
             };
             if !hit || last <= first {
                 continue;
             }
+            partial |= !inside;
             let (a, b) = (base + first, base + last);
             match out.last_mut() {
                 Some(prev) if prev.1 == a => prev.1 = b,
@@ -70,7 +73,7 @@ fn ts_page_ranges(
         }
         base += rows;
     }
-    Some(out)
+    Some((out, partial))
 }
 
 /// Intersection of two sorted lists of disjoint half-open ranges.
@@ -105,16 +108,15 @@ pub struct Slices<'a> {
     pub only: Option<&'a [(usize, usize)]>,
 }
 
-/// The rows of the wanted streams in the `ts` pages that overlap the range: as
-/// file-global row ranges and as a Parquet selection.
-fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, RowSelection) {
+/// The rows of the wanted streams in the `ts` pages that overlap the range (file-global,
+/// sorted), and whether those pages also hold rows outside it.
+fn candidate_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, bool) {
     let Slices {
         seg,
         wanted,
         range,
         only,
     } = *slices;
-    let total = meta.metadata().file_metadata().num_rows() as usize;
     let mut ranges: Vec<(usize, usize)> = wanted
         .iter()
         .filter_map(|&i| seg.streams.get(i))
@@ -123,15 +125,22 @@ fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, Ro
     ranges.sort_unstable();
     // Rows are sorted by stream then time: only the ts pages overlapping the time range
     // can hold wanted rows, so a narrow range decodes a few pages, not whole streams.
-    if let Some(pages) = ts_page_ranges(meta, range) {
+    let mut partial = true;
+    if let Some((pages, p)) = ts_page_ranges(meta, range) {
         ranges = intersect(&ranges, &pages);
+        partial = p;
     }
     if let Some(only) = only {
         ranges = intersect(&ranges, only);
     }
+    (ranges, partial)
+}
+
+/// `ranges` (sorted, disjoint) as a Parquet selection over a file of `total` rows.
+fn selection(ranges: &[(usize, usize)], total: usize) -> RowSelection {
     let mut sel = Vec::new();
     let mut pos = 0;
-    for &(a, b) in &ranges {
+    for &(a, b) in ranges {
         let a = a.max(pos);
         if b <= a {
             continue;
@@ -145,37 +154,89 @@ fn select_rows(meta: &FileMeta, slices: &Slices<'_>) -> (Vec<(usize, usize)>, Ro
     if total > pos {
         sel.push(RowSelector::skip(total - pos));
     }
-    (ranges, RowSelection::from(sel))
+    RowSelection::from(sel)
 }
 
-/// A reader of the selected rows' columns that `keep` names; counts the pages it reads.
-fn open_reader(
-    file: File,
+/// A reader of the `ranges` rows of the columns that `keep` names, their pages fetched
+/// ahead (remote backends) and counted.
+fn reader(
+    file: SegmentFile,
     meta: &FileMeta,
-    slices: &Slices<'_>,
+    ranges: &[(usize, usize)],
     keep: impl Fn(&str) -> bool,
     stats: &Stats,
 ) -> Result<ParquetRecordBatchReader> {
-    let (ranges, sel) = select_rows(meta, slices);
-    count_pages(meta, &ranges, &keep, stats);
+    file.prefetch(&pages_to_read(meta, ranges, &keep, stats))?;
     let schema = meta.schema();
     let roots: Vec<usize> = (0..schema.fields().len())
         .filter(|&i| keep(schema.field(i).name()))
         .collect();
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    let total = meta.metadata().file_metadata().num_rows() as usize;
     Ok(
         ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
-            .with_row_selection(sel)
+            .with_row_selection(selection(ranges, total))
             .with_projection(mask)
             .with_batch_size(BATCH_ROWS)
             .build()?,
     )
 }
 
+/// `ranges` narrowed to the rows with `start <= ts < end`, from the `ts` column alone: a
+/// `ts` page spans more rows than a page of lines, so a narrow time range then reads the
+/// line pages of its own rows, not those of the whole `ts` page.
+fn rows_in_range(
+    file: &SegmentFile,
+    meta: &FileMeta,
+    ranges: &[(usize, usize)],
+    (start, end): (Timestamp, Timestamp),
+    stats: &Stats,
+) -> Result<Vec<(usize, usize)>> {
+    let mut rows = ranges.iter().flat_map(|&(a, b)| a..b);
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for batch in reader(file.try_clone()?, meta, ranges, |c| c == "ts", stats)? {
+        let batch = batch?;
+        for &t in named::<Int64Array>(&batch, "ts")?.values() {
+            let row = rows
+                .next()
+                .ok_or_else(|| Error::Corrupt("segment returned more rows than selected".into()))?;
+            if t < start || t >= end {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 == row => last.1 = row + 1,
+                _ => out.push((row, row + 1)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A reader of the selected rows' columns that `keep` names; counts the pages it reads.
+fn open_reader(
+    file: SegmentFile,
+    meta: &FileMeta,
+    slices: &Slices<'_>,
+    keep: impl Fn(&str) -> bool,
+    stats: &Stats,
+) -> Result<ParquetRecordBatchReader> {
+    let (mut ranges, partial) = candidate_rows(meta, slices);
+    // Worth a pass over `ts` when other columns are read and the range cuts pages.
+    let others = meta
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| !matches!(f.name().as_str(), "ts" | "stream") && keep(f.name()));
+    if partial && others && !ranges.is_empty() {
+        ranges = rows_in_range(&file, meta, &ranges, slices.range, stats)?;
+    }
+    reader(file, meta, &ranges, keep, stats)
+}
+
 /// Timestamps alone of the rows with `start <= ts < end` of the `wanted` streams, each
 /// ascending: only the `stream` and `ts` columns are decoded (pipeline-less counts).
 pub fn read_timestamps(
-    file: File,
+    file: SegmentFile,
     meta: &FileMeta,
     slices: Slices<'_>,
     stats: &Stats,
@@ -209,7 +270,7 @@ pub fn read_timestamps(
 /// then have empty lines), which metric queries without a pipeline do not need. Rows
 /// whose line fails `filter` are skipped before an entry is built.
 pub fn read_streams(
-    file: File,
+    file: SegmentFile,
     meta: &FileMeta,
     slices: Slices<'_>,
     lines: bool,
@@ -237,7 +298,7 @@ pub fn read_streams(
 /// without building entries. Only the metadata columns `metadata` names are decoded
 /// (`None`: all); `lines: false` skips the line column. `f` returns `false` to stop.
 pub fn visit_rows(
-    file: File,
+    file: SegmentFile,
     meta: &FileMeta,
     slices: Slices<'_>,
     (lines, filter): (bool, Option<&LinePredicate>),
@@ -321,14 +382,14 @@ pub fn visit_rows(
     result
 }
 
-/// Counts the pages (and their compressed bytes) of every projected column that the
-/// selected row ranges touch, from the offset index.
-fn count_pages(
+/// The byte ranges of every page (and dictionary page) of the projected columns that
+/// the selected row ranges touch, from the offset index; counts them in `stats`.
+fn pages_to_read(
     meta: &FileMeta,
     ranges: &[(usize, usize)],
     read: &impl Fn(&str) -> bool,
     stats: &Stats,
-) {
+) -> Vec<std::ops::Range<u64>> {
     let md = meta.metadata();
     let columns: Vec<usize> = md
         .file_metadata()
@@ -339,7 +400,7 @@ fn count_pages(
         .filter(|(_, c)| read(&c.path().string()))
         .map(|(i, _)| i)
         .collect();
-    let (mut pages, mut bytes) = (0u64, 0u64);
+    let (mut pages, mut bytes, mut out) = (0u64, 0u64, Vec::new());
     let mut base = 0usize;
     for rg in 0..md.num_row_groups() {
         let rows = md.row_group(rg).num_rows() as usize;
@@ -349,19 +410,31 @@ fn count_pages(
                 continue;
             };
             let locs = oi.page_locations();
+            let mut any = false;
             for (i, loc) in locs.iter().enumerate() {
                 let first = base + loc.first_row_index as usize;
                 let last = base + locs.get(i + 1).map_or(rows, |l| l.first_row_index as usize);
                 if ranges.iter().any(|&(a, b)| a < last && first < b) {
                     pages += 1;
                     bytes += loc.compressed_page_size as u64;
+                    let at = loc.offset as u64;
+                    out.push(at..at + loc.compressed_page_size as u64);
+                    any = true;
                 }
+            }
+            // A dictionary page sits before the first data page of its column chunk.
+            let cc = md.row_group(rg).column(c);
+            if let (true, Some(dict), Some(first)) =
+                (any, cc.dictionary_page_offset(), locs.first())
+            {
+                out.push(dict as u64..first.offset as u64);
             }
         }
         base += rows;
     }
     stats::add(&stats.pages, pages);
     stats::add(&stats.compressed_bytes, bytes);
+    out
 }
 
 /// The column called `name` of a batch.
@@ -422,9 +495,9 @@ mod tests {
         assert_eq!((meta.min_ts, meta.max_ts, meta.wal_through), (0, 19_999, 9));
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
-        let fm = load_meta(f.as_file()).unwrap();
+        let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
         let got = read_streams(
-            f.reopen().unwrap(),
+            SegmentFile::Local(f.reopen().unwrap()),
             &fm,
             Slices {
                 seg: &meta,
@@ -442,7 +515,7 @@ mod tests {
             vec![mk(1, "b1", &[]), mk(3, "b3", &[("detected_level", "info")])]
         );
         let got = read_streams(
-            f.reopen().unwrap(),
+            SegmentFile::Local(f.reopen().unwrap()),
             &fm,
             Slices {
                 seg: &meta,
@@ -485,16 +558,14 @@ mod tests {
         let (bytes, meta) = (enc.data, enc.meta);
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
-        let fm = load_meta(f.as_file()).unwrap();
-        let pruned: usize = ts_page_ranges(&fm, (0, 1))
-            .unwrap()
-            .iter()
-            .map(|(a, b)| b - a)
-            .sum();
+        let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
+        let (pages, partial) = ts_page_ranges(&fm, (0, 1)).unwrap();
+        assert!(partial);
+        let pruned: usize = pages.iter().map(|(a, b)| b - a).sum();
         assert!(pruned < 90_000, "{pruned} of 180000 rows selected");
         for (lo, hi) in [(0, 1), (19_990, 20_030), (45_000, 45_001), (59_999, 70_000)] {
             let got = read_streams(
-                f.reopen().unwrap(),
+                SegmentFile::Local(f.reopen().unwrap()),
                 &fm,
                 Slices {
                     seg: &meta,
@@ -516,7 +587,7 @@ mod tests {
         let stats = Stats::default();
         let only_7s = LinePredicate::new(|l: &str| l.ends_with('7'));
         let got = read_streams(
-            f.reopen().unwrap(),
+            SegmentFile::Local(f.reopen().unwrap()),
             &fm,
             Slices {
                 seg: &meta,

@@ -123,6 +123,10 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
         .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
         .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from("line"), false)
+        // High-cardinality metadata (trace ids) falls back to plain pages once this much is
+        // in the dictionary; the dictionary page stays in the file and is read with any
+        // page of the column, so it is kept small.
+        .set_dictionary_page_size_limit(128 << 10)
         .set_max_row_group_row_count(Some(1 << 20))
         .build())
 }
