@@ -19,7 +19,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
-use silt_model::Timestamp;
+use silt_model::{Labels, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -67,7 +67,7 @@ pub struct SegmentMeta {
     pub size: u64,
     /// Highest WAL file sequence whose data this segment contains (0 for compacted ones).
     pub wal_through: u64,
-    /// Streams sorted by labels.
+    /// Streams in [`stream_order`] (any order reads correctly).
     pub streams: Vec<SegmentStream>,
     /// Ids of the segments this one supersedes (compaction, retention, deletes); they are
     /// ignored and removed when found at start-up.
@@ -113,6 +113,20 @@ impl SegmentMeta {
 /// Object path for a tenant's segment file.
 pub fn segment_path(tenant: &str, id: &str, ext: &str) -> String {
     format!("tenants/{tenant}/segments/{id}.{ext}")
+}
+
+/// Labels that most queries select on: a segment's streams are ordered by them first, so
+/// the streams of one service (or namespace) are neighbours and a query on it decodes few
+/// pages (with all labels first, `cluster` would interleave every service on every page).
+const LOCALITY: [&str; 2] = ["service_name", "namespace"];
+
+/// Order of streams in a segment: by [`LOCALITY`] labels, then by all labels.
+pub fn stream_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    LOCALITY
+        .iter()
+        .map(|k| a.get(k).cmp(&b.get(k)))
+        .find(|o| o.is_ne())
+        .unwrap_or_else(|| a.cmp(b))
 }
 
 fn writer_props(level: i32) -> Result<WriterProperties> {
@@ -171,7 +185,7 @@ pub fn encode(
         s.sort();
     }
     let mut streams: Vec<&HeadStream> = head.streams.values().filter(|s| !s.is_empty()).collect();
-    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+    streams.sort_by(|a, b| stream_order(&a.labels, &b.labels));
     // Entries are read in place from the head's arenas, never copied into owned entries.
     let mut pairs = Vec::new();
     let mut key_counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -371,5 +385,42 @@ impl Builders {
         }
         self.rows = 0;
         Ok(RecordBatch::try_new(schema.clone(), cols)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::Head;
+    use silt_model::Entry;
+
+    #[test]
+    fn streams_of_one_service_are_neighbours() {
+        let mut head = Head::default();
+        let streams = [("a", "web"), ("b", "db"), ("c", "web"), ("d", "db")]
+            .iter()
+            .map(|(cluster, svc)| {
+                let labels = Labels::from_pairs([("cluster", *cluster), ("service_name", *svc)]);
+                let entries = vec![Entry {
+                    ts: 1,
+                    line: format!("{cluster} {svc}"),
+                    metadata: Labels::new(),
+                }];
+                (labels, entries)
+            })
+            .collect();
+        head.append("t", streams, 0);
+        let th = head.tenants.get_mut("t").unwrap();
+        let meta = encode("t", "s", th, 1, 1, false).unwrap().meta;
+        let order: Vec<String> = meta
+            .streams
+            .iter()
+            .map(|s| format!("{}/{}", s.labels[1].1, s.labels[0].1))
+            .collect();
+        assert_eq!(order, ["db/b", "db/d", "web/a", "web/c"]);
+        assert!(meta
+            .streams
+            .windows(2)
+            .all(|w| w[0].first_row < w[1].first_row));
     }
 }
