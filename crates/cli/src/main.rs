@@ -1,5 +1,9 @@
 //! `silt`: the server and the command-line tools in one binary.
 
+mod gofmt;
+mod logcli;
+mod remote;
+
 use clap::{Args, Parser, Subcommand};
 use silt_server::config::LogFormat;
 use silt_server::Config;
@@ -56,6 +60,15 @@ enum Cmd {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
+    /// Run a LogQL query over a time range, as logcli does (lines paged past the server's
+    /// per-request limit; metric results as JSON).
+    Query(logcli::QueryArgs),
+    /// Run a LogQL query at one point in time.
+    InstantQuery(logcli::InstantArgs),
+    /// List label names, or the values of one label.
+    Labels(logcli::LabelsArgs),
+    /// List the streams a selector matches.
+    Series(logcli::SeriesArgs),
 }
 
 /// Flags override the YAML config file; every option is documented in config/server.example.yaml.
@@ -118,9 +131,24 @@ fn load(args: &ServerArgs) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// Exit code of a query verb: 1 with the message on stderr when it failed.
+fn verb(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Query failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Query(a) => verb(logcli::query(&a)),
+        Cmd::InstantQuery(a) => verb(logcli::instant(&a)),
+        Cmd::Labels(a) => verb(logcli::labels(&a)),
+        Cmd::Series(a) => verb(logcli::series(&a)),
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => {
                 println!("{cfg:#?}");

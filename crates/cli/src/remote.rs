@@ -1,0 +1,132 @@
+//! The client side of the query verbs: logcli's connection flags and environment, and GET
+//! requests answering JSON.
+
+use clap::Args;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the server is and how to authenticate: logcli's flags and `LOKI_*` variables.
+#[derive(Args, Clone, Debug)]
+pub struct ConnArgs {
+    /// Server address.
+    #[arg(long, env = "LOKI_ADDR", default_value = "http://localhost:3100")]
+    pub addr: String,
+    /// Tenant, sent as X-Scope-OrgID.
+    #[arg(long, env = "LOKI_ORG_ID")]
+    pub org_id: Option<String>,
+    /// Basic auth user.
+    #[arg(long, env = "LOKI_USERNAME")]
+    pub username: Option<String>,
+    /// Basic auth password.
+    #[arg(long, env = "LOKI_PASSWORD")]
+    pub password: Option<String>,
+    /// Bearer token (Authorization header).
+    #[arg(long, env = "LOKI_BEARER_TOKEN")]
+    pub bearer_token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, env = "LOKI_BEARER_TOKEN_FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the server with.
+    #[arg(long, env = "LOKI_CA_CERT_PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, env = "LOKI_CLIENT_CERT_PATH")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, env = "LOKI_CLIENT_KEY_PATH")]
+    pub key: Option<PathBuf>,
+    /// Do not verify the server's certificate.
+    #[arg(long, env = "LOKI_TLS_SKIP_VERIFY")]
+    pub tls_skip_verify: bool,
+    /// Suppress query metadata (URLs, common labels) on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// A connection to the server.
+pub struct Remote {
+    args: ConnArgs,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Remote {
+    /// Builds the HTTP client from the flags (reads the certificate files).
+    pub fn new(args: &ConnArgs) -> Result<Remote, String> {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(300));
+        if let Some(ca) = &args.ca_cert {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
+            b = b.tls_certs_merge([cert]);
+        }
+        match (&args.cert, &args.key) {
+            (Some(c), Some(k)) => {
+                let mut pem = std::fs::read(c).map_err(|e| format!("{}: {e}", c.display()))?;
+                pem.extend(std::fs::read(k).map_err(|e| format!("{}: {e}", k.display()))?);
+                b = b.identity(reqwest::Identity::from_pem(&pem).map_err(|e| e.to_string())?);
+            }
+            (None, None) => {}
+            _ => return Err("--cert and --key go together".into()),
+        }
+        if args.tls_skip_verify {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Remote {
+            args: args.clone(),
+            client: b.build().map_err(|e| e.to_string())?,
+            rt,
+        })
+    }
+
+    /// GET `path` with query `params`; the JSON body of a 200, else the server's message.
+    pub fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, String> {
+        let base = self.args.addr.trim_end_matches('/');
+        let mut url = reqwest::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| format!("invalid address {base:?}: {e}"))?;
+        url.query_pairs_mut()
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+        if !self.args.quiet {
+            eprintln!("{url}");
+        }
+        let mut req = self.client.get(url);
+        if let Some(o) = &self.args.org_id {
+            req = req.header("X-Scope-OrgID", o);
+        }
+        if let Some(u) = &self.args.username {
+            req = req.basic_auth(u, self.args.password.as_ref());
+        }
+        let token = match (&self.args.bearer_token, &self.args.bearer_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("{}: {e}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.rt.block_on(async {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = resp.status();
+            let body = resp.bytes().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!(
+                    "Error response from server: {} ({status})",
+                    String::from_utf8_lossy(&body).trim_end()
+                ));
+            }
+            serde_json::from_slice(&body).map_err(|e| format!("invalid JSON from server: {e}"))
+        })
+    }
+}
