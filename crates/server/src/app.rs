@@ -273,6 +273,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.compaction = silt_storage::Compaction {
         enabled: cfg.compactor.compaction_enabled,
         target_size: cfg.compactor.target_segment_size,
+        // A merge holds its input as a head: no more than a frozen head may hold.
+        max_merge_raw: match cfg.storage.max_head_memory / 2 {
+            0 => silt_storage::Compaction::default().max_merge_raw,
+            half => half,
+        },
     };
     scfg.delete_delay = cfg.compactor.retention_delete_delay;
     scfg.delete_cancel_period = cfg.compactor.delete_request_cancel_period;

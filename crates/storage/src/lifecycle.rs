@@ -81,6 +81,9 @@ pub struct Compaction {
     pub enabled: bool,
     /// Segments at least this large are left alone; merged outputs stop growing near it.
     pub target_size: u64,
+    /// Most raw bytes one merge reads: it holds them in memory as a head, so this bounds
+    /// compaction's memory (the server uses half of `storage.max_head_memory`).
+    pub max_merge_raw: u64,
 }
 
 impl Default for Compaction {
@@ -88,6 +91,7 @@ impl Default for Compaction {
         Compaction {
             enabled: true,
             target_size: 128 << 20,
+            max_merge_raw: 512 << 20,
         }
     }
 }
@@ -109,9 +113,6 @@ pub struct PassReport {
 
 /// Keeps or drops one row.
 type Keep<'a> = &'a (dyn Fn(&Labels, &Entry) -> bool + Send + Sync);
-
-/// A merge holds its input in memory; this bounds it (raw bytes).
-const MAX_MERGE_RAW: u64 = 512 << 20;
 
 /// Nanoseconds per day (compaction groups segments by the UTC day of their first entry).
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -247,6 +248,7 @@ impl Store {
     /// Merges small segments of the same tenant and day into segments near `target_size`.
     async fn compact(self: &Arc<Self>, report: &mut PassReport) -> Result<()> {
         let target = self.cfg.compaction.target_size;
+        let max_raw = self.cfg.compaction.max_merge_raw.max(1);
         let mut groups: HashMap<(String, i64), Vec<Arc<SegmentMeta>>> = HashMap::new();
         for seg in self.all_segments() {
             if seg.size < target / 2 {
@@ -264,9 +266,7 @@ impl Store {
             let (mut size, mut raw) = (0, 0);
             for seg in &groups[&key] {
                 let cur = batches.last_mut().expect("never empty");
-                if !cur.is_empty()
-                    && (size + seg.size > target || raw + seg.raw_bytes > MAX_MERGE_RAW)
-                {
+                if !cur.is_empty() && (size + seg.size > target || raw + seg.raw_bytes > max_raw) {
                     batches.push(Vec::new());
                     (size, raw) = (0, 0);
                 }

@@ -233,11 +233,8 @@ async fn retention_deletes_exactly_what_is_past_its_period() {
     assert_eq!(read(&store, "short").await, want_short);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_merges_small_segments_with_identical_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.delete_delay = std::time::Duration::ZERO;
+/// A store with five small segments of streams `a` and `b`, 100 entries each per segment.
+async fn five_segments(cfg: &StoreConfig) -> Arc<Store> {
     let store = Store::open(cfg.clone()).await.unwrap();
     let base = ago(std::time::Duration::from_secs(600));
     for round in 0..5i64 {
@@ -251,6 +248,34 @@ async fn compaction_merges_small_segments_with_identical_answers() {
         store.append("t", streams).await.unwrap();
         store.flush().await.unwrap();
     }
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_at_most_max_merge_raw_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.delete_delay = std::time::Duration::ZERO;
+    let store = five_segments(&cfg).await;
+    let per_segment = store.segment_totals().2 / 5;
+    store.shutdown().await.unwrap();
+    drop(store);
+    // Room for two segments' rows per merge: 2 + 2 merged, the fifth left alone.
+    cfg.compaction.max_merge_raw = per_segment * 5 / 2;
+    let store = Store::open(cfg).await.unwrap();
+    let before = (read(&store, "a").await, read(&store, "b").await);
+    let r = store.run_maintenance().await.unwrap();
+    assert_eq!((r.segments_merged, r.segments_written), (4, 2), "{r:?}");
+    assert_eq!(segment_files(dir.path()), 3);
+    assert_eq!((read(&store, "a").await, read(&store, "b").await), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_small_segments_with_identical_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.delete_delay = std::time::Duration::ZERO;
+    let store = five_segments(&cfg).await;
     assert_eq!(segment_files(dir.path()), 5);
     let before = (read(&store, "a").await, read(&store, "b").await);
     assert_eq!(before.0.len(), 500);
