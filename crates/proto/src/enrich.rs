@@ -102,68 +102,7 @@ pub fn normalize_log_level(level: &str) -> String {
         .unwrap_or_else(|| level.to_string())
 }
 
-/// Go's `isWordBoundary` on a byte (a byte ≥ 0x80 is taken as the Latin-1 rune of that value).
-fn is_word_boundary(s: &[u8], pos: Option<usize>) -> bool {
-    let Some(&b) = pos.and_then(|p| s.get(p)) else {
-        return true;
-    };
-    let c = char::from(b);
-    !(c.is_alphabetic() || c.is_ascii_digit() || c == '_')
-}
-
-/// Whether the first occurrence of `word` in `log` stands alone (Loki's `logHasBoundedLevel`).
-fn has_bounded_word(log: &str, word: &str) -> bool {
-    match log.find(word) {
-        Some(pos) => {
-            let b = log.as_bytes();
-            is_word_boundary(b, pos.checked_sub(1)) && is_word_boundary(b, Some(pos + word.len()))
-        }
-        None => false,
-    }
-}
-
-/// Go's `strings.ToLower` (simple per-rune case mapping).
-fn go_to_lower(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().all(|b| !b.is_ascii_uppercase() && b < 0x80) {
-        return s.into();
-    }
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c == '\u{130}' {
-            out.push('i');
-        } else {
-            let mut l = c.to_lowercase();
-            match (l.next(), l.next()) {
-                (Some(x), None) => out.push(x),
-                _ => out.push(c),
-            }
-        }
-    }
-    out.into()
-}
-
-/// Keyword heuristics on a line with no usable level field (Loki's `detectLevelFromLogLine`):
-/// the first of `trace, debug, fatal, critical, error, err, warning, warn, info` whose first
-/// occurrence in the lower-cased line is a whole word, else `unknown`.
-pub fn detect_level_from_keywords(line: &str) -> &'static str {
-    const PATTERNS: [(&str, &str); 9] = [
-        ("trace", "trace"),
-        ("debug", "debug"),
-        ("fatal", "fatal"),
-        ("critical", "critical"),
-        ("error", "error"),
-        ("err", "error"),
-        ("warning", "warn"),
-        ("warn", "warn"),
-        ("info", "info"),
-    ];
-    let lower = go_to_lower(line);
-    PATTERNS
-        .iter()
-        .find(|(w, _)| has_bounded_word(&lower, w))
-        .map(|(_, l)| *l)
-        .unwrap_or("unknown")
-}
+pub use crate::keywords::detect_level_from_keywords;
 
 /// Level from an OTLP severity number (`severity_number` structured metadata).
 fn level_from_severity_number(txt: &str) -> &'static str {

@@ -38,6 +38,7 @@
 pub mod enrich;
 mod error;
 mod json;
+mod keywords;
 pub mod labels;
 pub mod otlp;
 pub mod push;
