@@ -98,6 +98,13 @@ pub struct QueryArgs {
     /// Smallest gap between returned lines of a stream.
     #[arg(long)]
     pub interval: Option<String>,
+    /// Follow new lines as they arrive (live tail over a WebSocket), after the last
+    /// --limit lines of --since.
+    #[arg(long, short = 't')]
+    pub tail: bool,
+    /// With --tail: seconds the server waits for late entries before sending.
+    #[arg(long, default_value_t = 0)]
+    pub delay_for: u64,
 }
 
 /// `silt instant-query`.
@@ -315,6 +322,47 @@ impl Printer<'_> {
         Ok((printed, at_end))
     }
 
+    /// Prints a live tail frame: each stream's entries as they came, with the stream's own
+    /// labels (no common ones taken out, no padding); dropped entries are said on stderr.
+    fn tail_frame(&mut self, frame: &Value) -> Result<(), String> {
+        for s in frame["streams"].as_array().into_iter().flatten() {
+            let labels: Pairs = s["stream"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .filter(|(k, _)| {
+                    self.out.include_label.is_empty() || self.out.include_label.contains(k)
+                })
+                .filter(|(k, _)| !self.out.exclude_label.contains(k))
+                .collect();
+            for v in s["values"].as_array().into_iter().flatten() {
+                let ts = v[0]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or("entry without a timestamp")?;
+                let line = v[1].as_str().unwrap_or_default().to_string();
+                let row = Row {
+                    ts,
+                    line,
+                    labels: labels.clone(),
+                };
+                self.row(&row, 0)?;
+            }
+        }
+        self.stdout.flush().map_err(|e| e.to_string())?;
+        if let Some(dropped) = frame["dropped_entries"]
+            .as_array()
+            .filter(|d| !d.is_empty())
+        {
+            eprintln!("Server dropped following entries due to slow client");
+            for d in dropped {
+                eprintln!("{} {}", d["timestamp"], d["labels"]);
+            }
+        }
+        Ok(())
+    }
+
     fn row(&mut self, r: &Row, width: usize) -> Result<(), String> {
         let labels = || gofmt::label_set(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let text = match self.out.output {
@@ -360,6 +408,27 @@ pub fn query(a: &QueryArgs) -> Result<(), String> {
     let remote = Remote::new(&c.conn)?;
     let mut p = Printer::new(&c.out, c.conn.quiet)?;
     let (mut start, mut end) = a.range.resolve(&p.loc)?;
+    if a.tail {
+        let params = [
+            ("query", c.query.clone()),
+            ("limit", c.limit.to_string()),
+            ("start", start.to_string()),
+            ("delay_for", a.delay_for.to_string()),
+        ];
+        let mut socket = remote.websocket("/loki/api/v1/tail", &params)?;
+        loop {
+            match socket.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    let frame: Value =
+                        serde_json::from_str(&t).map_err(|e| format!("invalid tail frame: {e}"))?;
+                    p.tail_frame(&frame)?;
+                }
+                Ok(tungstenite::Message::Close(_)) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("Error reading stream: {e}")),
+            }
+        }
+    }
     let batch = a.batch.min(c.limit).max(1);
     let (mut total, mut last) = (0usize, Vec::new());
     while total < c.limit {

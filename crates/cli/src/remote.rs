@@ -44,6 +44,9 @@ pub struct ConnArgs {
     pub quiet: bool,
 }
 
+/// A tail session's socket.
+pub type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
 /// A connection to the server.
 pub struct Remote {
     args: ConnArgs,
@@ -83,8 +86,8 @@ impl Remote {
         })
     }
 
-    /// GET `path` with query `params`; the JSON body of a 200, else the server's message.
-    pub fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, String> {
+    /// `path` with query `params` as a URL, with the request logged unless quiet.
+    fn url(&self, path: &str, params: &[(&str, String)]) -> Result<reqwest::Url, String> {
         let base = self.args.addr.trim_end_matches('/');
         let mut url = reqwest::Url::parse(&format!("{base}{path}"))
             .map_err(|e| format!("invalid address {base:?}: {e}"))?;
@@ -93,25 +96,85 @@ impl Remote {
         if !self.args.quiet {
             eprintln!("{url}");
         }
-        let mut req = self.client.get(url);
+        Ok(url)
+    }
+
+    /// The `Authorization` header the flags ask for.
+    fn authorization(&self) -> Result<Option<String>, String> {
+        use base64::Engine as _;
+        if let Some(u) = &self.args.username {
+            let pair = format!("{u}:{}", self.args.password.as_deref().unwrap_or_default());
+            let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+            return Ok(Some(format!("Basic {b64}")));
+        }
+        let token = match (&self.args.bearer_token, &self.args.bearer_token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| format!("{}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+            _ => return Ok(None),
+        };
+        Ok(Some(format!("Bearer {token}")))
+    }
+
+    /// Opens a WebSocket to `path` (`ws://` or `wss://` after the address's scheme).
+    pub fn websocket(&self, path: &str, params: &[(&str, String)]) -> Result<Socket, String> {
+        use tungstenite::client::IntoClientRequest;
+        let mut url = self.url(path, params)?;
+        let tls = url.scheme() == "https";
+        url.set_scheme(if tls { "wss" } else { "ws" })
+            .map_err(|()| format!("cannot tail over {}", url.scheme()))?;
+        let host = url.host_str().ok_or("address without a host")?.to_string();
+        let port = url
+            .port_or_known_default()
+            .ok_or("address without a port")?;
+        let tcp = std::net::TcpStream::connect((host.as_str(), port))
+            .map_err(|e| format!("connect {host}:{port}: {e}"))?;
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        let h = req.headers_mut();
+        if let Some(o) = &self.args.org_id {
+            h.insert("X-Scope-OrgID", o.parse().map_err(|_| "invalid --org-id")?);
+        }
+        if let Some(a) = self.authorization()? {
+            h.insert(
+                "Authorization",
+                a.parse().map_err(|_| "invalid credentials")?,
+            );
+        }
+        let connector = if tls {
+            let read = |p: &Option<PathBuf>| {
+                p.as_ref()
+                    .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
+                    .transpose()
+            };
+            let material = silt_tls::TlsMaterial {
+                ca_pem: read(&self.args.ca_cert)?,
+                cert_pem: read(&self.args.cert)?,
+                key_pem: read(&self.args.key)?,
+                server_name: None,
+                insecure_skip_verify: self.args.tls_skip_verify,
+            };
+            tungstenite::Connector::Rustls(std::sync::Arc::new(material.client_config()?))
+        } else {
+            tungstenite::Connector::Plain
+        };
+        let (socket, _) = tungstenite::client_tls_with_config(req, tcp, None, Some(connector))
+            .map_err(|e| format!("tail: {e}"))?;
+        Ok(socket)
+    }
+
+    /// GET `path` with query `params`; the JSON body of a 200, else the server's message.
+    pub fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, String> {
+        let mut req = self.client.get(self.url(path, params)?);
         if let Some(o) = &self.args.org_id {
             req = req.header("X-Scope-OrgID", o);
         }
-        if let Some(u) = &self.args.username {
-            req = req.basic_auth(u, self.args.password.as_ref());
-        }
-        let token = match (&self.args.bearer_token, &self.args.bearer_token_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(f)) => Some(
-                std::fs::read_to_string(f)
-                    .map_err(|e| format!("{}: {e}", f.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            _ => None,
-        };
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        if let Some(a) = self.authorization()? {
+            req = req.header("Authorization", a);
         }
         self.rt.block_on(async {
             let resp = req

@@ -195,7 +195,49 @@ fn silt_verbs_send_the_tenant_and_speak_tls_with_client_certificates() {
         !labels(&[cert.clone(), key.clone()]),
         "an unknown CA must fail"
     );
-    assert!(labels(&["--tls-skip-verify".into(), cert, key]));
+    assert!(labels(&[
+        "--tls-skip-verify".into(),
+        cert.clone(),
+        key.clone()
+    ]));
+
+    // Live tail over wss with the same certificates: a line pushed (by curl) arrives.
+    let args = [
+        "query",
+        "--tail",
+        "-q",
+        "-o",
+        "raw",
+        &ca,
+        &cert,
+        &key,
+        r#"{app="tls"}"#,
+    ];
+    let mut follower = Follower::start(&silt, &url, &args);
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"app":"tls"}},"values":[["{}","over wss"]]}}]}}"#,
+        now_ns()
+    );
+    // Before the session starts it comes with the replay (the last hour), after it live.
+    let st = Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&pki.client_cert)
+        .arg("--key")
+        .arg(&pki.client_key)
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+        ])
+        .arg(format!("{url}/loki/api/v1/push"))
+        .status()
+        .expect("run curl");
+    assert!(st.success());
+    follower.until(1);
+    assert_eq!(follower.seen[0], "over wss");
 }
 
 /// Kills the process when dropped (also when an assertion fails).
@@ -205,5 +247,108 @@ impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A `query --tail` process and the lines it printed so far.
+struct Follower {
+    _child: Kill,
+    rx: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Follower {
+    fn start(bin: &Path, url: &str, args: &[&str]) -> Follower {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("LOKI_ADDR", url)
+            .env("TZ", "UTC")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start --tail");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower {
+            _child: Kill(child),
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `n` lines were printed (the deadline only guards against a hang).
+    fn until(&mut self, n: usize) -> &[String] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.seen.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("{} of {n} lines: {:?}", self.seen.len(), self.seen),
+            }
+        }
+        &self.seen
+    }
+}
+
+/// `silt query --tail` prints what `logcli query --tail` prints: the replay (as a set:
+/// sessions may cut it into frames differently), then each live push in order.
+#[test]
+fn silt_tail_prints_what_logcli_tail_prints() {
+    let Some(logcli) = logcli() else {
+        return;
+    };
+    let silt = PathBuf::from(env!("CARGO_BIN_EXE_silt"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&silt, dir.path(), "", free_port());
+    let t0 = now_ns() - 60_000_000_000;
+    for (k, app) in ["api", "db"].iter().enumerate() {
+        let entries: Vec<(i64, String)> = (0..5)
+            .map(|i| {
+                (
+                    t0 + (i * 2 + k as i64) * 1_000_000,
+                    format!(" old {app} <{i}> "),
+                )
+            })
+            .collect();
+        push_json(&server.addr, None, &[("app", app), ("env", "t")], &entries);
+    }
+    for output in ["jsonl", "default"] {
+        let out = format!("--output={output}");
+        let args = [
+            "query",
+            "--tail",
+            "-q",
+            &out,
+            "--limit=50",
+            r#"{env="t"} != "skip""#,
+        ];
+        let mut theirs = Follower::start(&logcli, &server.url(), &args);
+        let mut ours = Follower::start(&silt, &server.url(), &args);
+        let mut a = theirs.until(10).to_vec();
+        let mut b = ours.until(10).to_vec();
+        a.sort();
+        b.sort();
+        assert_eq!(b, a, "replay, {output}");
+        for (n, app) in ["db", "api", "db"].iter().enumerate() {
+            let now = now_ns();
+            let live: Vec<(i64, String)> = [" new & <1>", "skip", "new \"2\""]
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (now + i as i64, format!("{app} {l} {n}")))
+                .collect();
+            push_json(&server.addr, None, &[("app", app), ("env", "t")], &live);
+            let want = 10 + 2 * (n + 1);
+            assert_eq!(ours.until(want)[10..], theirs.until(want)[10..], "{output}");
+        }
     }
 }
