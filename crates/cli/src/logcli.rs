@@ -544,3 +544,130 @@ pub fn series(a: &SeriesArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `silt stats`.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Stream selector.
+    pub query: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Time zone of --from/--to without an offset.
+    #[arg(long, short = 'z', default_value = "Local")]
+    pub timezone: String,
+}
+
+/// `silt volume` and `silt volume_range`.
+#[derive(Args, Debug)]
+pub struct VolumeArgs {
+    /// Stream selector.
+    pub query: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Time zone of --from/--to without an offset.
+    #[arg(long, short = 'z', default_value = "Local")]
+    pub timezone: String,
+    /// Most series to return volumes for.
+    #[arg(long, default_value_t = 30)]
+    pub limit: usize,
+    /// Aggregate by these labels (repeatable).
+    #[arg(long = "targetLabels")]
+    pub target_labels: Vec<String>,
+    /// Aggregate by label names only.
+    #[arg(long = "aggregateByLabels")]
+    pub aggregate_by_labels: bool,
+    /// Step of `volume_range`.
+    #[arg(long, default_value = "1h")]
+    pub step: String,
+}
+
+/// Go's `humanize.Bytes` (powers of 1000) without its space: `80B`, `1.7MB`, `42MB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n}B");
+    }
+    let e = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
+    let val = (n as f64 / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1}{}", UNITS[e])
+    } else {
+        format!("{val:.0}{}", UNITS[e])
+    }
+}
+
+/// `silt stats <selector>`: streams, chunks, bytes and entries the index holds.
+pub fn stats(a: &StatsArgs) -> Result<(), String> {
+    let remote = Remote::new(&a.conn)?;
+    let (start, end) = a.range.resolve(&location(&a.timezone)?)?;
+    let params = [
+        ("query", a.query.clone()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+    ];
+    let r = remote.get("/loki/api/v1/index/stats", &params)?;
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    println!(
+        "{{\n  bytes: {}\n  chunks: {}\n  streams: {}\n  entries: {}\n}}",
+        human_bytes(n("bytes")),
+        n("chunks"),
+        n("streams"),
+        n("entries")
+    );
+    Ok(())
+}
+
+/// `silt volume <selector>` (`range: false`) or `silt volume_range <selector>`.
+pub fn volume(a: &VolumeArgs, range: bool) -> Result<(), String> {
+    let remote = Remote::new(&a.conn)?;
+    let (start, end) = a.range.resolve(&location(&a.timezone)?)?;
+    let mut params = vec![
+        ("query", a.query.clone()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+        ("limit", a.limit.to_string()),
+        (
+            "aggregateBy",
+            if a.aggregate_by_labels {
+                "labels"
+            } else {
+                "series"
+            }
+            .to_string(),
+        ),
+    ];
+    if !a.target_labels.is_empty() {
+        params.push(("targetLabels", a.target_labels.join(",")));
+    }
+    let path = if range {
+        params.push(("step", a.step.clone()));
+        "/loki/api/v1/index/volume_range"
+    } else {
+        "/loki/api/v1/index/volume"
+    };
+    let r = remote.get(path, &params)?;
+    print!("{}", gofmt::json(&r["data"]["result"], Some("  ")));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bytes_as_go_humanize_prints_them() {
+        let cases = [
+            (0, "0B"),
+            (9, "9B"),
+            (80, "80B"),
+            (1_700_000, "1.7MB"),
+            (42_000_000, "42MB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(super::human_bytes(n), want);
+        }
+        assert_eq!(super::human_bytes(999_950), "1000kB");
+    }
+}

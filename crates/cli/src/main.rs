@@ -69,6 +69,13 @@ enum Cmd {
     Labels(logcli::LabelsArgs),
     /// List the streams a selector matches.
     Series(logcli::SeriesArgs),
+    /// Streams, chunks, bytes and entries the index holds for a selector.
+    Stats(logcli::StatsArgs),
+    /// Bytes stored per series (or label) for a selector, over the whole range.
+    Volume(logcli::VolumeArgs),
+    /// Bytes stored per series (or label) for a selector, per step.
+    #[command(name = "volume_range")]
+    VolumeRange(logcli::VolumeArgs),
 }
 
 /// Flags override the YAML config file; every option is documented in config/server.example.yaml.
@@ -149,6 +156,9 @@ fn main() -> ExitCode {
         Cmd::InstantQuery(a) => verb(logcli::instant(&a)),
         Cmd::Labels(a) => verb(logcli::labels(&a)),
         Cmd::Series(a) => verb(logcli::series(&a)),
+        Cmd::Stats(a) => verb(logcli::stats(&a)),
+        Cmd::Volume(a) => verb(logcli::volume(&a, false)),
+        Cmd::VolumeRange(a) => verb(logcli::volume(&a, true)),
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => {
                 println!("{cfg:#?}");

@@ -1,6 +1,7 @@
-//! `silt query | instant-query | labels | series` print byte for byte what logcli 3.7.6
-//! prints for the same flags against the same server: raw, jsonl and default output,
-//! pages past `--batch`, both directions, metric results. logcli comes from the shared
+//! `silt query | instant-query | labels | series | stats | volume | volume_range` print
+//! byte for byte what logcli 3.7.6 prints for the same flags against the same server: raw,
+//! jsonl and default output, pages past `--batch`, both directions, metric results, live
+//! tail; and the connection flags (tenant, TLS with client certificates). logcli comes from the shared
 //! peers directory; without it the test says so and passes.
 
 use silt_testkit::{free_port, logcli, now_ns, push_json, Server};
@@ -102,6 +103,18 @@ fn silt_verbs_print_what_logcli_prints() {
         ]
         .concat(),
     );
+    for verb in [
+        &["stats"][..],
+        &["volume"],
+        &["volume", "--aggregateByLabels"],
+        &["volume_range", "--step=1m", "--targetLabels=region"],
+    ] {
+        let mut c: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
+        c.push("-q".into());
+        c.extend(range.iter().cloned());
+        c.push(r#"{env="prod"}"#.into());
+        cases.push(c);
+    }
     let mut with_data = 0;
     for args in &cases {
         let theirs = run(&logcli, &server.url(), args);
