@@ -117,11 +117,9 @@ pub struct InstantArgs {
     pub now: Option<String>,
 }
 
-/// `silt labels`.
+/// Server and time range of the index verbs (`labels`, `series`, `stats`, `volume`).
 #[derive(Args, Debug)]
-pub struct LabelsArgs {
-    /// A label name: print its values instead of the names.
-    pub label: Option<String>,
+pub struct Scope {
     #[command(flatten)]
     pub conn: ConnArgs,
     #[command(flatten)]
@@ -131,18 +129,30 @@ pub struct LabelsArgs {
     pub timezone: String,
 }
 
+impl Scope {
+    /// The connection and `[start, end)`.
+    fn open(&self) -> Result<(Remote, i64, i64), String> {
+        let (start, end) = self.range.resolve(&location(&self.timezone)?)?;
+        Ok((Remote::new(&self.conn)?, start, end))
+    }
+}
+
+/// `silt labels`.
+#[derive(Args, Debug)]
+pub struct LabelsArgs {
+    /// A label name: print its values instead of the names.
+    pub label: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
 /// `silt series`.
 #[derive(Args, Debug)]
 pub struct SeriesArgs {
     /// Stream selector, e.g. '{app="api"}'.
     pub matcher: String,
     #[command(flatten)]
-    pub conn: ConnArgs,
-    #[command(flatten)]
-    pub range: RangeArgs,
-    /// Time zone of --from/--to without an offset.
-    #[arg(long, short = 'z', default_value = "Local")]
-    pub timezone: String,
+    pub scope: Scope,
 }
 
 fn location(name: &str) -> Result<Location, String> {
@@ -508,8 +518,7 @@ pub fn instant(a: &InstantArgs) -> Result<(), String> {
 
 /// `silt labels [name]`.
 pub fn labels(a: &LabelsArgs) -> Result<(), String> {
-    let remote = Remote::new(&a.conn)?;
-    let (start, end) = a.range.resolve(&location(&a.timezone)?)?;
+    let (remote, start, end) = a.scope.open()?;
     let path = match &a.label {
         Some(name) => format!("/loki/api/v1/label/{name}/values"),
         None => "/loki/api/v1/labels".to_string(),
@@ -525,8 +534,7 @@ pub fn labels(a: &LabelsArgs) -> Result<(), String> {
 
 /// `silt series <matcher>`.
 pub fn series(a: &SeriesArgs) -> Result<(), String> {
-    let remote = Remote::new(&a.conn)?;
-    let (start, end) = a.range.resolve(&location(&a.timezone)?)?;
+    let (remote, start, end) = a.scope.open()?;
     let params = [
         ("match[]", a.matcher.clone()),
         ("start", start.to_string()),
@@ -551,12 +559,7 @@ pub struct StatsArgs {
     /// Stream selector.
     pub query: String,
     #[command(flatten)]
-    pub conn: ConnArgs,
-    #[command(flatten)]
-    pub range: RangeArgs,
-    /// Time zone of --from/--to without an offset.
-    #[arg(long, short = 'z', default_value = "Local")]
-    pub timezone: String,
+    pub scope: Scope,
 }
 
 /// `silt volume` and `silt volume_range`.
@@ -565,12 +568,7 @@ pub struct VolumeArgs {
     /// Stream selector.
     pub query: String,
     #[command(flatten)]
-    pub conn: ConnArgs,
-    #[command(flatten)]
-    pub range: RangeArgs,
-    /// Time zone of --from/--to without an offset.
-    #[arg(long, short = 'z', default_value = "Local")]
-    pub timezone: String,
+    pub scope: Scope,
     /// Most series to return volumes for.
     #[arg(long, default_value_t = 30)]
     pub limit: usize,
@@ -602,8 +600,7 @@ fn human_bytes(n: u64) -> String {
 
 /// `silt stats <selector>`: streams, chunks, bytes and entries the index holds.
 pub fn stats(a: &StatsArgs) -> Result<(), String> {
-    let remote = Remote::new(&a.conn)?;
-    let (start, end) = a.range.resolve(&location(&a.timezone)?)?;
+    let (remote, start, end) = a.scope.open()?;
     let params = [
         ("query", a.query.clone()),
         ("start", start.to_string()),
@@ -623,8 +620,7 @@ pub fn stats(a: &StatsArgs) -> Result<(), String> {
 
 /// `silt volume <selector>` (`range: false`) or `silt volume_range <selector>`.
 pub fn volume(a: &VolumeArgs, range: bool) -> Result<(), String> {
-    let remote = Remote::new(&a.conn)?;
-    let (start, end) = a.range.resolve(&location(&a.timezone)?)?;
+    let (remote, start, end) = a.scope.open()?;
     let mut params = vec![
         ("query", a.query.clone()),
         ("start", start.to_string()),
