@@ -1,7 +1,7 @@
 //! Reading segments: the footer and page index, row selection by stream and time, and
 //! the decoded rows (as entries, or timestamps alone for counts).
 
-use crate::segment::{SegmentMeta, BATCH_ROWS};
+use crate::segment::SegmentMeta;
 use crate::{Error, Result};
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use parquet::arrow::arrow_reader::{
@@ -16,6 +16,10 @@ use silt_query::stats::{self, Stats};
 use silt_query::LinePredicate;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+
+/// Rows per decoded batch: small enough that its buffers are reused rather than mapped
+/// afresh, and that a read stops soon after it is no longer wanted.
+const READ_BATCH_ROWS: usize = 1024;
 
 /// Parsed footer of a segment file, cached between reads.
 pub type FileMeta = ArrowReaderMetadata;
@@ -167,7 +171,7 @@ fn open_reader(
         ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
             .with_row_selection(sel)
             .with_projection(mask)
-            .with_batch_size(BATCH_ROWS)
+            .with_batch_size(READ_BATCH_ROWS)
             .build()?,
     )
 }
@@ -216,6 +220,19 @@ pub fn read_streams(
     filter: Option<&LinePredicate>,
     stats: &Stats,
 ) -> Result<HashMap<usize, Vec<Entry>>> {
+    read_streams_while(file, meta, slices, (lines, filter), stats, &|| true)
+}
+
+/// [`read_streams`], stopping (with the rows read so far) when `keep_going`, asked before
+/// each batch, says no.
+pub fn read_streams_while(
+    file: File,
+    meta: &FileMeta,
+    slices: Slices<'_>,
+    (lines, filter): (bool, Option<&LinePredicate>),
+    stats: &Stats,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<HashMap<usize, Vec<Entry>>> {
     let mut out: HashMap<usize, Vec<Entry>> =
         slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
     let push = |s: usize, ts: Timestamp, line: &str, metadata: Labels| {
@@ -228,14 +245,17 @@ pub fn read_streams(
         }
         true
     };
-    visit_rows(file, meta, slices, (lines, filter), None, stats, push)?;
+    let rows = (lines, filter);
+    visit_rows(file, meta, slices, rows, None, stats, keep_going, push)?;
     Ok(out)
 }
 
 /// Lends `f` each row with `start <= ts < end` of the `wanted` streams whose line passes
 /// `filter`: `(stream index, ts, line, metadata)`, one stream's rows in time order,
 /// without building entries. Only the metadata columns `metadata` names are decoded
-/// (`None`: all); `lines: false` skips the line column. `f` returns `false` to stop.
+/// (`None`: all); `lines: false` skips the line column. `f` returns `false` to stop, and
+/// so does `keep_going` before each batch.
+#[allow(clippy::too_many_arguments)]
 pub fn visit_rows(
     file: File,
     meta: &FileMeta,
@@ -243,6 +263,7 @@ pub fn visit_rows(
     (lines, filter): (bool, Option<&LinePredicate>),
     metadata: Option<&[String]>,
     stats: &Stats,
+    keep_going: &dyn Fn() -> bool,
     mut f: impl FnMut(usize, Timestamp, &str, Labels) -> bool,
 ) -> Result<()> {
     let (start, end) = slices.range;
@@ -251,7 +272,7 @@ pub fn visit_rows(
         Some(k) => wanted_md(k),
         None => lines || c != "line",
     };
-    let reader = open_reader(file, meta, &slices, keep, stats)?;
+    let mut reader = open_reader(file, meta, &slices, keep, stats)?;
     let mut wanted = vec![false; slices.seg.streams.len()];
     for &i in slices.wanted {
         if let Some(w) = wanted.get_mut(i) {
@@ -260,7 +281,10 @@ pub fn visit_rows(
     }
     let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
     let result = (|| {
-        for batch in reader {
+        while keep_going() {
+            let Some(batch) = reader.next() else {
+                break;
+            };
             let batch = batch?;
             let bs = batch.schema();
             let stream = named::<UInt32Array>(&batch, "stream")?;
@@ -460,6 +484,57 @@ mod tests {
         assert_eq!(got[&0][0].metadata.get("trace_id"), Some("x"));
         assert_eq!(got[&0][0].line, "", "lines are not read when not asked for");
         assert_eq!(got[&1].len(), 1);
+    }
+
+    #[test]
+    fn a_small_stream_beside_a_large_one_reads_small_pages() {
+        // Incompressible lines, so compressed bytes follow raw ones.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut line = || {
+            (0..200)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'!' + (x % 90) as u8)
+                })
+                .collect::<String>()
+        };
+        let mk = |ts: i64, line: String| Entry {
+            ts,
+            line,
+            metadata: Labels::from_pairs([("trace_id", format!("{ts:032x}"))]),
+        };
+        let small = (0..50).map(|i| mk(i, line())).collect();
+        let large = (0..10_000).map(|i| mk(i, line())).collect();
+        let mut head = Head::default();
+        head.append(
+            "t",
+            vec![
+                (Labels::from_pairs([("app", "a")]), small),
+                (Labels::from_pairs([("app", "b")]), large),
+            ],
+            0,
+        );
+        let enc = encode("t", "s1", head.tenants.get_mut("t").unwrap(), 1, 3, false).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&enc.data).unwrap();
+        let fm = load_meta(f.as_file()).unwrap();
+        let stats = Stats::default();
+        let slices = Slices {
+            seg: &enc.meta,
+            wanted: &[0],
+            range: (0, i64::MAX),
+            only: None,
+        };
+        let got = read_streams(f.reopen().unwrap(), &fm, slices, true, None, &stats).unwrap();
+        assert_eq!(got[&0].len(), 50);
+        // 10 kB of wanted lines; with 1 MiB pages the neighbour's first MiB came along.
+        let read = Stats::get(&stats.compressed_bytes);
+        assert!(
+            read < 300_000,
+            "{read} compressed bytes read for 10 kB of lines"
+        );
     }
 
     #[test]
