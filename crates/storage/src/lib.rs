@@ -29,7 +29,6 @@ mod objects;
 mod read;
 pub mod scan;
 pub mod segment;
-mod segread;
 mod visit;
 pub mod wal;
 
@@ -98,9 +97,6 @@ pub struct StoreConfig {
     pub delete_delay: Duration,
     /// Delete requests can be cancelled this long; then they are applied to segments.
     pub delete_cancel_period: Duration,
-    /// While a query merges one segment, read the next one it will likely need on another
-    /// thread (off only to compare answers in tests).
-    pub read_ahead: bool,
 }
 
 impl StoreConfig {
@@ -125,7 +121,6 @@ impl StoreConfig {
             compaction: Compaction::default(),
             delete_delay: Duration::from_secs(120),
             delete_cancel_period: Duration::from_secs(24 * 3600),
-            read_ahead: true,
         }
     }
 }

@@ -315,9 +315,9 @@ impl Store {
                         &s,
                         &all,
                         (Timestamp::MIN, Timestamp::MAX),
-                        (true, None),
+                        true,
+                        None,
                         &Default::default(),
-                        &|| true,
                     )
                 })
                 .await

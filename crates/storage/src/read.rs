@@ -2,16 +2,16 @@
 
 use crate::head::HeadStream;
 use crate::segment::SegmentMeta;
-use crate::segread::{Alive, SegmentRead};
 use crate::{content, scan};
 use crate::{Error, Result, State, Store};
+use parking_lot::Mutex;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, Timestamp};
 use silt_query::stats::{self, Stats};
 use silt_query::{EntryCursor, LinePredicate, LogSource, SelectRequest, Step, StreamCursor};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fs::File;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Answer of `/index/stats`.
@@ -47,6 +47,41 @@ pub struct SliceStats {
 enum Part {
     Loaded(Vec<Entry>),
     Segment { read: Arc<SegmentRead>, idx: usize },
+}
+
+/// The slices one query needs from one segment, read together on first use so pages
+/// shared by neighbouring streams are decoded once; each cursor then takes its own.
+struct SegmentRead {
+    meta: Arc<SegmentMeta>,
+    wanted: Vec<usize>,
+    range: (Timestamp, Timestamp),
+    /// Set by the plan when a stream's parts overlap (see [`Store::plan`]).
+    lines: AtomicBool,
+    filter: Option<LinePredicate>,
+    stats: Arc<Stats>,
+    data: Mutex<Option<HashMap<usize, Vec<Entry>>>>,
+}
+
+impl SegmentRead {
+    fn take(&self, store: &Store, idx: usize) -> Result<Vec<Entry>> {
+        let mut data = self.data.lock();
+        if data.is_none() {
+            let started = std::time::Instant::now();
+            *data = Some(store.read_segment(
+                &self.meta,
+                &self.wanted,
+                self.range,
+                self.lines.load(Ordering::Relaxed),
+                self.filter.as_ref(),
+                &self.stats,
+            )?);
+            stats::add(&self.stats.download_ns, started.elapsed().as_nanos() as u64);
+        }
+        Ok(data
+            .as_mut()
+            .and_then(|d| d.remove(&idx))
+            .unwrap_or_default())
+    }
 }
 
 /// A segment's file, its footer, and the only rows worth reading (`None`: all).
@@ -136,35 +171,20 @@ impl Store {
         let mut reads: HashMap<String, Arc<SegmentRead>> = HashMap::new();
         for (meta, idx, _) in &slices {
             reads.entry(meta.id.clone()).or_insert_with(|| {
-                Arc::new(SegmentRead::new(
-                    meta.clone(),
+                Arc::new(SegmentRead {
+                    meta: meta.clone(),
+                    wanted: Vec::new(),
                     range,
-                    req.lines,
-                    req.line_filter.clone(),
-                    req.stats.clone(),
-                ))
+                    lines: AtomicBool::new(req.lines),
+                    filter: req.line_filter.clone(),
+                    stats: req.stats.clone(),
+                    data: Mutex::new(None),
+                })
             });
             if let Some(r) = reads.get_mut(&meta.id).and_then(Arc::get_mut) {
                 r.wanted.push(*idx);
             }
         }
-        // The merge reaches segments roughly by their wanted slices' newest entry going
-        // backward, by their oldest going forward.
-        let forward = req.direction == Direction::Forward;
-        let mut order: Vec<(Timestamp, Arc<SegmentRead>)> = reads
-            .values()
-            .map(|r| {
-                let slices = r.wanted.iter().map(|&i| &r.meta.streams[i]);
-                let edge = if forward {
-                    slices.map(|s| s.min_ts).min()
-                } else {
-                    slices.map(|s| s.max_ts.saturating_neg()).min()
-                };
-                (edge.unwrap_or_default(), r.clone())
-            })
-            .collect();
-        order.sort_by(|a, b| (a.0, &a.1.meta.id).cmp(&(b.0, &b.1.meta.id)));
-        SegmentRead::chain(&order.into_iter().map(|(_, r)| r).collect::<Vec<_>>());
         stats::add(&req.stats.chunks_ref, slices.len() as u64);
         for (meta, idx, labels) in slices {
             let s = &meta.streams[idx];
@@ -229,9 +249,9 @@ impl Store {
         meta: &SegmentMeta,
         wanted: &[usize],
         range: (Timestamp, Timestamp),
-        (lines, filter): (bool, Option<&LinePredicate>),
+        lines: bool,
+        filter: Option<&LinePredicate>,
         stats: &Stats,
-        keep_going: &dyn Fn() -> bool,
     ) -> Result<HashMap<usize, Vec<Entry>>> {
         let filter = filter.filter(|_| lines);
         let Some((file, fm, only)) = self.open_wanted(meta, wanted, filter, stats)? else {
@@ -243,7 +263,7 @@ impl Store {
             range,
             only: only.as_deref(),
         };
-        scan::read_streams_while(file, &fm, slices, (lines, filter), stats, keep_going)
+        scan::read_streams(file, &fm, slices, lines, filter, stats)
     }
 
     /// A segment opened to read its `wanted` streams, with the rows its content index
@@ -478,7 +498,6 @@ impl LogSource for StoreSource {
             lines,
             ..req.clone()
         });
-        let alive: Alive = Arc::new(());
         let mut streams: Vec<_> = plan.into_iter().collect();
         streams.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(streams
@@ -489,12 +508,8 @@ impl LogSource for StoreSource {
                 } else {
                     parts.iter().map(|p| p.max_ts.min(req.end - 1)).max()
                 };
-                let cursor = MergeCursor::new(
-                    (self.0.clone(), alive.clone()),
-                    parts,
-                    req.direction,
-                    req.stats.clone(),
-                );
+                let cursor =
+                    MergeCursor::new(self.0.clone(), parts, req.direction, req.stats.clone());
                 let ds: Vec<_> = deletes
                     .iter()
                     .filter(|d| d.touches(&labels, req.start, req.end))
@@ -519,7 +534,6 @@ impl LogSource for StoreSource {
 /// merge reaches them, and drops exact duplicates (same ts, line and metadata).
 struct MergeCursor {
     store: Arc<Store>,
-    alive: Alive,
     /// Parts not loaded yet, in the order the merge reaches them (last = next).
     pending: Vec<PartRef>,
     /// Loaded parts, each reversed so `pop()` yields the next entry.
@@ -541,12 +555,7 @@ struct MergeCursor {
 }
 
 impl MergeCursor {
-    fn new(
-        (store, alive): (Arc<Store>, Alive),
-        mut parts: Vec<PartRef>,
-        dir: Direction,
-        stats: Arc<Stats>,
-    ) -> Self {
+    fn new(store: Arc<Store>, mut parts: Vec<PartRef>, dir: Direction, stats: Arc<Stats>) -> Self {
         let forward = dir == Direction::Forward;
         let parts_total = parts.len();
         // Sort so the part reached first is last (popped first).
@@ -557,7 +566,6 @@ impl MergeCursor {
         }
         MergeCursor {
             store,
-            alive,
             pending: parts,
             loaded: Vec::new(),
             heap: BinaryHeap::new(),
@@ -586,7 +594,7 @@ impl MergeCursor {
         };
         let mut entries = match p.part {
             Part::Loaded(v) => v,
-            Part::Segment { read, idx } => read.take(&self.store, idx, &self.alive)?,
+            Part::Segment { read, idx } => read.take(&self.store, idx)?,
         };
         if self.forward {
             entries.reverse();

@@ -1,7 +1,7 @@
 //! Reading segments: the footer and page index, row selection by stream and time, and
 //! the decoded rows (as entries, or timestamps alone for counts).
 
-use crate::segment::SegmentMeta;
+use crate::segment::{SegmentMeta, BATCH_ROWS};
 use crate::{Error, Result};
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use parquet::arrow::arrow_reader::{
@@ -16,10 +16,6 @@ use silt_query::stats::{self, Stats};
 use silt_query::LinePredicate;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-
-/// Rows per decoded batch: small enough that its buffers are reused rather than mapped
-/// afresh, and that a read stops soon after it is no longer wanted.
-const READ_BATCH_ROWS: usize = 1024;
 
 /// Parsed footer of a segment file, cached between reads.
 pub type FileMeta = ArrowReaderMetadata;
@@ -171,7 +167,7 @@ fn open_reader(
         ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
             .with_row_selection(sel)
             .with_projection(mask)
-            .with_batch_size(READ_BATCH_ROWS)
+            .with_batch_size(BATCH_ROWS)
             .build()?,
     )
 }
@@ -220,19 +216,6 @@ pub fn read_streams(
     filter: Option<&LinePredicate>,
     stats: &Stats,
 ) -> Result<HashMap<usize, Vec<Entry>>> {
-    read_streams_while(file, meta, slices, (lines, filter), stats, &|| true)
-}
-
-/// [`read_streams`], stopping (with the rows read so far) when `keep_going`, asked before
-/// each batch, says no.
-pub fn read_streams_while(
-    file: File,
-    meta: &FileMeta,
-    slices: Slices<'_>,
-    (lines, filter): (bool, Option<&LinePredicate>),
-    stats: &Stats,
-    keep_going: &dyn Fn() -> bool,
-) -> Result<HashMap<usize, Vec<Entry>>> {
     let mut out: HashMap<usize, Vec<Entry>> =
         slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
     let push = |s: usize, ts: Timestamp, line: &str, metadata: Labels| {
@@ -245,17 +228,14 @@ pub fn read_streams_while(
         }
         true
     };
-    let rows = (lines, filter);
-    visit_rows(file, meta, slices, rows, None, stats, keep_going, push)?;
+    visit_rows(file, meta, slices, (lines, filter), None, stats, push)?;
     Ok(out)
 }
 
 /// Lends `f` each row with `start <= ts < end` of the `wanted` streams whose line passes
 /// `filter`: `(stream index, ts, line, metadata)`, one stream's rows in time order,
 /// without building entries. Only the metadata columns `metadata` names are decoded
-/// (`None`: all); `lines: false` skips the line column. `f` returns `false` to stop, and
-/// so does `keep_going` before each batch.
-#[allow(clippy::too_many_arguments)]
+/// (`None`: all); `lines: false` skips the line column. `f` returns `false` to stop.
 pub fn visit_rows(
     file: File,
     meta: &FileMeta,
@@ -263,7 +243,6 @@ pub fn visit_rows(
     (lines, filter): (bool, Option<&LinePredicate>),
     metadata: Option<&[String]>,
     stats: &Stats,
-    keep_going: &dyn Fn() -> bool,
     mut f: impl FnMut(usize, Timestamp, &str, Labels) -> bool,
 ) -> Result<()> {
     let (start, end) = slices.range;
@@ -272,7 +251,7 @@ pub fn visit_rows(
         Some(k) => wanted_md(k),
         None => lines || c != "line",
     };
-    let mut reader = open_reader(file, meta, &slices, keep, stats)?;
+    let reader = open_reader(file, meta, &slices, keep, stats)?;
     let mut wanted = vec![false; slices.seg.streams.len()];
     for &i in slices.wanted {
         if let Some(w) = wanted.get_mut(i) {
@@ -281,10 +260,7 @@ pub fn visit_rows(
     }
     let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
     let result = (|| {
-        while keep_going() {
-            let Some(batch) = reader.next() else {
-                break;
-            };
+        for batch in reader {
             let batch = batch?;
             let bs = batch.schema();
             let stream = named::<UInt32Array>(&batch, "stream")?;

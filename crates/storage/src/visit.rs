@@ -183,7 +183,6 @@ impl Plan {
             (self.lines, self.filter.as_ref()),
             self.metadata.as_deref(),
             stats,
-            &|| true,
             |i, ts, line, md| {
                 let Some(stream) = labels.get(&i) else {
                     return true;

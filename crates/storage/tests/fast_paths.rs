@@ -43,44 +43,6 @@ fn batch(t0: i64, per: i64) -> Vec<(Labels, Vec<Entry>)> {
     out
 }
 
-/// One entry of the `api`/`prod` stream, appended on its own (late, out of order).
-async fn append_late(store: &Arc<Store>, e: Entry) {
-    let labels = Labels::from_pairs([("app", "api"), ("env", "prod")]);
-    store.append("t", vec![(labels, vec![e])]).await.unwrap();
-}
-
-/// A pending delete of `app`'s entries in `[start, end)` containing every one of `lines`.
-async fn add_delete(
-    store: &Arc<Store>,
-    id: &str,
-    app: &str,
-    lines: &[&str],
-    (start, end): (i64, i64),
-) {
-    let lines = if lines.is_empty() {
-        vec![]
-    } else {
-        vec![(
-            silt_storage::LineOp::Contains,
-            lines.iter().map(|s| s.to_string()).collect(),
-        )]
-    };
-    let req = DeleteRequest {
-        request_id: id.into(),
-        user_id: "t".into(),
-        query: String::new(),
-        filter: DeleteFilter {
-            matchers: vec![("app".into(), "=".into(), app.into())],
-            lines,
-        },
-        start,
-        end,
-        created_at: 0,
-        status: DeleteStatus::Received,
-    };
-    store.add_delete(req).await.unwrap();
-}
-
 const QUERIES: &[&str] = &[
     r#"sum by (app) (count_over_time({app=~".+"}[10s]))"#,
     r#"sum by (env, app) (rate({env="prod"}[30s]))"#,
@@ -256,7 +218,16 @@ async fn pipeline_less_counts_from_timestamps_equal_counts_from_entries() {
 
     // Exact duplicates of flushed entries and out-of-order ones overlapping a segment.
     store.append("t", batch(100 * S, 40)).await.unwrap();
-    append_late(&store, entry(120 * S + 7, "late", &[])).await;
+    store
+        .append(
+            "t",
+            vec![(
+                Labels::from_pairs([("app", "api"), ("env", "prod")]),
+                vec![entry(120 * S + 7, "late", &[])],
+            )],
+        )
+        .await
+        .unwrap();
     compare(&store, QUERIES, end).await;
     compare_pipelines(&store, end).await;
     // Duplicates count once, both ways: 6 streams of 1400 entries, and the late one.
@@ -273,7 +244,29 @@ async fn pipeline_less_counts_from_timestamps_equal_counts_from_entries() {
         .into_iter()
         .enumerate()
     {
-        add_delete(&store, &format!("d{i}"), app, &lines, (50 * S, 250 * S)).await;
+        store
+            .add_delete(DeleteRequest {
+                request_id: format!("d{i}"),
+                user_id: "t".into(),
+                query: String::new(),
+                filter: DeleteFilter {
+                    matchers: vec![("app".into(), "=".into(), app.into())],
+                    lines: if lines.is_empty() {
+                        vec![]
+                    } else {
+                        vec![(
+                            silt_storage::LineOp::Contains,
+                            lines.iter().map(|s| s.to_string()).collect(),
+                        )]
+                    },
+                },
+                start: 50 * S,
+                end: 250 * S,
+                created_at: 0,
+                status: DeleteStatus::Received,
+            })
+            .await
+            .unwrap();
     }
     compare(&store, QUERIES, end).await;
     compare_pipelines(&store, end).await;
@@ -292,98 +285,4 @@ async fn head_metadata_named_in_the_grouping_reads_entries() {
     ];
     // Counted without the trace ids, the second query would answer one series per app.
     compare(&store, HEAD_QUERIES, 200 * S).await;
-}
-
-/// Log queries (filtered or not, both directions, limits met early or never) answered
-/// with their stats, for [`reading_ahead_answers_as_reading_in_turn`].
-fn log_answers(store: &Arc<Store>, end: i64) -> Vec<String> {
-    let queries = [
-        r#"{app=~".+"}"#,
-        r#"{app=~".+"} |= "error""#,
-        r#"{env="prod"} |~ "line [0-9]*7 " | logfmt"#,
-        r#"{app="api"} != "info""#,
-    ];
-    let mut out = Vec::new();
-    for q in queries {
-        let expr = silt_logql::parse(q).unwrap();
-        for direction in [
-            silt_model::Direction::Backward,
-            silt_model::Direction::Forward,
-        ] {
-            for (start, limit) in [(0, 1), (0, 30), (0, 1000), (0, 5000), (120 * S, 200)] {
-                let p = QueryParams {
-                    tenant: "t",
-                    expr: &expr,
-                    start,
-                    end,
-                    step: 0,
-                    interval: 0,
-                    limit,
-                    direction,
-                    instant: false,
-                    categorize: false,
-                };
-                let source = StoreSource(store.clone());
-                let engine = Engine::new(&source, Limits::default());
-                let QueryResult::Streams(s) = engine.eval(&p).unwrap() else {
-                    panic!("{q}: not streams");
-                };
-                let st = engine.stats();
-                let counts = [
-                    &st.decompressed_lines,
-                    &st.decompressed_metadata_bytes,
-                    &st.pages,
-                    &st.segments,
-                    &st.chunks_downloaded,
-                    &st.duplicates,
-                ]
-                .map(Stats::get);
-                let rows: usize = s.iter().map(|s| s.rows.len()).sum();
-                assert!(rows > 0, "{q}: empty answer");
-                out.push(format!(
-                    "{q} {direction:?} {start} {limit} {counts:?}\n{s:?}"
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// Reading the next segment ahead of the merge answers, and counts, exactly what reading
-/// each segment when the merge reaches it does: overlapping parts with duplicates, late
-/// entries, pending deletes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reading_ahead_answers_as_reading_in_turn() {
-    let mut stores = Vec::new();
-    let mut dirs = Vec::new();
-    for read_ahead in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = StoreConfig::new(dir.path());
-        cfg.read_ahead = read_ahead;
-        let store = Store::open(cfg).await.unwrap();
-        for seg in 0..4 {
-            store.append("t", batch(seg * 100 * S, 400)).await.unwrap();
-            store.flush().await.unwrap();
-        }
-        // Duplicates of a flushed segment, flushed again, and a late entry in the head.
-        store.append("t", batch(200 * S, 60)).await.unwrap();
-        store.flush().await.unwrap();
-        store.append("t", batch(400 * S, 100)).await.unwrap();
-        append_late(&store, entry(320 * S + 7, "late error", &[])).await;
-        add_delete(&store, "d", "web", &["error"], (150 * S, 350 * S)).await;
-        stores.push(store);
-        dirs.push(dir);
-    }
-    let (ahead, in_turn) = tokio::task::spawn_blocking(move || {
-        let end = 430 * S;
-        (log_answers(&stores[0], end), log_answers(&stores[1], end))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ahead.len(), in_turn.len());
-    for (a, b) in ahead.iter().zip(&in_turn) {
-        assert_eq!(a, b);
-    }
-    // The duplicates were met, and dropped, in the overlapping parts.
-    assert!(in_turn.iter().any(|a| !a.contains(", 0]\n")));
 }
