@@ -536,6 +536,57 @@ mod tests {
     }
 
     #[test]
+    fn a_small_stream_beside_a_large_one_reads_small_pages() {
+        // Incompressible lines, so compressed bytes follow raw ones.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut line = || {
+            (0..200)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'!' + (x % 90) as u8)
+                })
+                .collect::<String>()
+        };
+        let mk = |ts: i64, line: String| Entry {
+            ts,
+            line,
+            metadata: Labels::from_pairs([("trace_id", format!("{ts:032x}"))]),
+        };
+        let small = (0..50).map(|i| mk(i, line())).collect();
+        let large = (0..10_000).map(|i| mk(i, line())).collect();
+        let mut head = Head::default();
+        head.append(
+            "t",
+            vec![
+                (Labels::from_pairs([("app", "a")]), small),
+                (Labels::from_pairs([("app", "b")]), large),
+            ],
+            0,
+        );
+        let enc = encode("t", "s1", head.tenants.get_mut("t").unwrap(), 1, 3, false).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&enc.data).unwrap();
+        let fm = load_meta(f.as_file()).unwrap();
+        let stats = Stats::default();
+        let slices = Slices {
+            seg: &enc.meta,
+            wanted: &[0],
+            range: (0, i64::MAX),
+            only: None,
+        };
+        let got = read_streams(f.reopen().unwrap(), &fm, slices, true, None, &stats).unwrap();
+        assert_eq!(got[&0].len(), 50);
+        // 10 kB of wanted lines; with 1 MiB pages the neighbour's first MiB came along.
+        let read = Stats::get(&stats.compressed_bytes);
+        assert!(
+            read < 300_000,
+            "{read} compressed bytes read for 10 kB of lines"
+        );
+    }
+
+    #[test]
     fn narrow_time_ranges_read_only_what_they_ask_for() {
         let mut head = Head::default();
         let mk = |ts: i64| Entry {

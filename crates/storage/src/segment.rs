@@ -25,6 +25,10 @@ use std::sync::Arc;
 
 /// Rows per Arrow batch when writing and reading.
 pub(crate) const BATCH_ROWS: usize = 8192;
+/// Encoded bytes per page (Parquet's default is 1 MiB): a query decodes whole pages, and
+/// one stream's rows, or one content index block, fill only part of a page that large,
+/// the rest belonging to streams the query does not want.
+const PAGE_BYTES: usize = 64 << 10;
 /// Metadata keys beyond this many get no column of their own (kept in `md.__rest` as JSON).
 const MAX_MD_COLUMNS: usize = 64;
 pub(crate) const REST_COLUMN: &str = "md.__rest";
@@ -134,6 +138,10 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
         .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_size_limit(PAGE_BYTES)
+        // Read whole with any page of its column: ids and trace ids fall back to plain
+        // encoding after this much, low-cardinality metadata fits easily.
+        .set_dictionary_page_size_limit(PAGE_BYTES)
         .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
         .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from("line"), false)
