@@ -568,7 +568,7 @@ mod tests {
         let enc = encode("t", "s1", head.tenants.get_mut("t").unwrap(), 1, 3, false).unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&enc.data).unwrap();
-        let fm = load_meta(f.as_file()).unwrap();
+        let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
         let stats = Stats::default();
         let slices = Slices {
             seg: &enc.meta,
@@ -576,7 +576,8 @@ mod tests {
             range: (0, i64::MAX),
             only: None,
         };
-        let got = read_streams(f.reopen().unwrap(), &fm, slices, true, None, &stats).unwrap();
+        let file = SegmentFile::Local(f.reopen().unwrap());
+        let got = read_streams(file, &fm, slices, true, None, &stats).unwrap();
         assert_eq!(got[&0].len(), 50);
         // 10 kB of wanted lines; with 1 MiB pages the neighbour's first MiB came along.
         let read = Stats::get(&stats.compressed_bytes);

@@ -27,8 +27,10 @@ use std::sync::Arc;
 pub(crate) const BATCH_ROWS: usize = 8192;
 /// Encoded bytes per page (Parquet's default is 1 MiB): a query decodes whole pages, and
 /// one stream's rows, or one content index block, fill only part of a page that large,
-/// the rest belonging to streams the query does not want.
-const PAGE_BYTES: usize = 64 << 10;
+/// the rest belonging to streams the query does not want. 64 KiB read least but cost
+/// 4.5 % of disk (zstd works per page); 128 KiB kept the disk of 1 MiB pages and most
+/// of the speed (BENCHMARKS.md).
+const PAGE_BYTES: usize = 128 << 10;
 /// Metadata keys beyond this many get no column of their own (kept in `md.__rest` as JSON).
 const MAX_MD_COLUMNS: usize = 64;
 pub(crate) const REST_COLUMN: &str = "md.__rest";
@@ -145,10 +147,6 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
         .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
         .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from("line"), false)
-        // High-cardinality metadata (trace ids) falls back to plain pages once this much is
-        // in the dictionary; the dictionary page stays in the file and is read with any
-        // page of the column, so it is kept small.
-        .set_dictionary_page_size_limit(128 << 10)
         .set_max_row_group_row_count(Some(1 << 20))
         .build())
 }
