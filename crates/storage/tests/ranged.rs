@@ -161,11 +161,9 @@ async fn remote_segments_read_by_range_answer_like_local_ones() {
 
     // A restarted store adopts the cached blocks: the same queries fetch nothing.
     let (store, objs) = remote(d2.path(), 1 << 30).await;
-    assert!(
-        objs.cache_bytes() >= size,
-        "{} < {size}",
-        objs.cache_bytes()
-    );
+    // Every block fetched is still cached (the cache is large); content indexes, cached
+    // whole, are fetched again after a restart and are not counted here.
+    assert_eq!(objs.cache_bytes(), all);
     same_answers(&local, &store).await;
     assert_eq!(fetched(&objs), 0);
     store.shutdown().await.unwrap();
