@@ -4,6 +4,7 @@
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the server is and how to authenticate: logcli's flags and `LOKI_*` variables.
@@ -51,30 +52,38 @@ pub type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std
 pub struct Remote {
     args: ConnArgs,
     client: reqwest::Client,
+    /// The TLS settings of an `https://` address, shared by HTTP requests and the tail
+    /// WebSocket.
+    tls: Option<Arc<rustls::ClientConfig>>,
     rt: tokio::runtime::Runtime,
 }
 
 impl Remote {
-    /// Builds the HTTP client from the flags (reads the certificate files).
+    /// Builds the HTTP client from the flags (reads the certificate files once).
     pub fn new(args: &ConnArgs) -> Result<Remote, String> {
+        if args.cert.is_some() != args.key.is_some() {
+            return Err("--cert and --key go together".into());
+        }
         let mut b = reqwest::Client::builder().timeout(Duration::from_secs(300));
-        if let Some(ca) = &args.ca_cert {
-            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
-            b = b.tls_certs_merge([cert]);
-        }
-        match (&args.cert, &args.key) {
-            (Some(c), Some(k)) => {
-                let mut pem = std::fs::read(c).map_err(|e| format!("{}: {e}", c.display()))?;
-                pem.extend(std::fs::read(k).map_err(|e| format!("{}: {e}", k.display()))?);
-                b = b.identity(reqwest::Identity::from_pem(&pem).map_err(|e| e.to_string())?);
-            }
-            (None, None) => {}
-            _ => return Err("--cert and --key go together".into()),
-        }
-        if args.tls_skip_verify {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
+        let tls = if args.addr.starts_with("https://") {
+            let read = |p: &Option<PathBuf>| {
+                p.as_ref()
+                    .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
+                    .transpose()
+            };
+            let material = silt_tls::TlsMaterial {
+                ca_pem: read(&args.ca_cert)?,
+                cert_pem: read(&args.cert)?,
+                key_pem: read(&args.key)?,
+                server_name: None,
+                insecure_skip_verify: args.tls_skip_verify,
+            };
+            let cfg = material.client_config()?;
+            b = b.tls_backend_preconfigured(cfg.clone());
+            Some(Arc::new(cfg))
+        } else {
+            None
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -82,6 +91,7 @@ impl Remote {
         Ok(Remote {
             args: args.clone(),
             client: b.build().map_err(|e| e.to_string())?,
+            tls,
             rt,
         })
     }
@@ -145,22 +155,9 @@ impl Remote {
                 a.parse().map_err(|_| "invalid credentials")?,
             );
         }
-        let connector = if tls {
-            let read = |p: &Option<PathBuf>| {
-                p.as_ref()
-                    .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
-                    .transpose()
-            };
-            let material = silt_tls::TlsMaterial {
-                ca_pem: read(&self.args.ca_cert)?,
-                cert_pem: read(&self.args.cert)?,
-                key_pem: read(&self.args.key)?,
-                server_name: None,
-                insecure_skip_verify: self.args.tls_skip_verify,
-            };
-            tungstenite::Connector::Rustls(std::sync::Arc::new(material.client_config()?))
-        } else {
-            tungstenite::Connector::Plain
+        let connector = match (&self.tls, tls) {
+            (Some(cfg), true) => tungstenite::Connector::Rustls(cfg.clone()),
+            _ => tungstenite::Connector::Plain,
         };
         let (socket, _) = tungstenite::client_tls_with_config(req, tcp, None, Some(connector))
             .map_err(|e| format!("tail: {e}"))?;
