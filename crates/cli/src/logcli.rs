@@ -213,6 +213,38 @@ struct Row {
     labels: Pairs,
 }
 
+/// A JSON object of string values (a stream's or a series' labels) as pairs.
+fn pairs(o: &Value) -> Pairs {
+    o.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// Labels as Prometheus prints them.
+fn label_text(labels: &[(String, String)]) -> String {
+    gofmt::label_set(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// A result stream's labels and entries `(ts, line)`.
+fn parse_stream(s: &Value) -> Result<(Pairs, Vec<(i64, String)>), String> {
+    let values = s["values"]
+        .as_array()
+        .ok_or("streams result without values")?;
+    let entries = values
+        .iter()
+        .map(|v| {
+            let ts = v[0]
+                .as_str()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or("entry without a timestamp")?;
+            Ok((ts, v[1].as_str().unwrap_or_default().to_string()))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((pairs(&s["stream"]), entries))
+}
+
 /// Prints log entries as logcli does.
 struct Printer<'a> {
     out: &'a OutArgs,
@@ -253,21 +285,10 @@ impl Printer<'_> {
         forward: bool,
         last: &[(i64, String)],
     ) -> Result<(usize, Vec<(i64, String)>), String> {
-        let mut streams: Vec<(Pairs, &Vec<Value>)> = Vec::new();
-        for s in result {
-            let labels = s["stream"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let values = s["values"]
-                .as_array()
-                .ok_or("streams result without values")?;
-            streams.push((labels, values));
-        }
+        let streams = result
+            .iter()
+            .map(parse_stream)
+            .collect::<Result<Vec<_>, _>>()?;
         // Labels every stream has with the same value are said once, on stderr.
         let mut common: Vec<(String, String)> =
             streams.first().map(|s| s.0.clone()).unwrap_or_default();
@@ -278,28 +299,18 @@ impl Printer<'_> {
             common.retain(|(k, _)| !self.out.include_label.contains(k));
         }
         if !common.is_empty() && !self.quiet {
-            let set = gofmt::label_set(common.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            eprintln!("Common labels: {}", self.paint("31", &set));
+            eprintln!("Common labels: {}", self.paint("31", &label_text(&common)));
         }
         let mut rows = Vec::new();
         let mut width = self.out.labels_length;
-        for (labels, values) in streams {
+        for (labels, entries) in streams {
             let shown: Pairs = labels
                 .into_iter()
                 .filter(|l| !common.contains(l))
-                .filter(|(k, _)| {
-                    self.out.include_label.is_empty() || self.out.include_label.contains(k)
-                })
-                .filter(|(k, _)| !self.out.exclude_label.contains(k))
+                .filter(|(k, _)| self.shows(k))
                 .collect();
-            let text = gofmt::label_set(shown.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            width = width.max(text.len());
-            for v in values {
-                let ts = v[0]
-                    .as_str()
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .ok_or("entry without a timestamp")?;
-                let line = v[1].as_str().unwrap_or_default().to_string();
+            width = width.max(label_text(&shown).len());
+            for (ts, line) in entries {
                 rows.push(Row {
                     ts,
                     line,
@@ -336,22 +347,9 @@ impl Printer<'_> {
     /// labels (no common ones taken out, no padding); dropped entries are said on stderr.
     fn tail_frame(&mut self, frame: &Value) -> Result<(), String> {
         for s in frame["streams"].as_array().into_iter().flatten() {
-            let labels: Pairs = s["stream"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .filter(|(k, _)| {
-                    self.out.include_label.is_empty() || self.out.include_label.contains(k)
-                })
-                .filter(|(k, _)| !self.out.exclude_label.contains(k))
-                .collect();
-            for v in s["values"].as_array().into_iter().flatten() {
-                let ts = v[0]
-                    .as_str()
-                    .and_then(|t| t.parse().ok())
-                    .ok_or("entry without a timestamp")?;
-                let line = v[1].as_str().unwrap_or_default().to_string();
+            let (labels, entries) = parse_stream(s)?;
+            let labels: Pairs = labels.into_iter().filter(|(k, _)| self.shows(k)).collect();
+            for (ts, line) in entries {
                 let row = Row {
                     ts,
                     line,
@@ -373,8 +371,13 @@ impl Printer<'_> {
         Ok(())
     }
 
+    /// Whether `--include-label` / `--exclude-label` let label `k` be printed.
+    fn shows(&self, k: &String) -> bool {
+        (self.out.include_label.is_empty() || self.out.include_label.contains(k))
+            && !self.out.exclude_label.contains(k)
+    }
+
     fn row(&mut self, r: &Row, width: usize) -> Result<(), String> {
-        let labels = || gofmt::label_set(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let text = match self.out.output {
             Output::Raw => r.line.clone(),
             Output::Jsonl => {
@@ -397,7 +400,7 @@ impl Printer<'_> {
                 if self.out.no_labels {
                     format!("{ts} {line}")
                 } else {
-                    let l = labels();
+                    let l = label_text(&r.labels);
                     let pad = " ".repeat(width.saturating_sub(l.len()));
                     format!("{ts} {}{pad} {line}", self.paint("31", &l))
                 }
@@ -543,12 +546,7 @@ pub fn series(a: &SeriesArgs) -> Result<(), String> {
     let resp = remote.get("/loki/api/v1/series", &params)?;
     let mut out = std::io::stdout().lock();
     for s in resp["data"].as_array().into_iter().flatten() {
-        let pairs = s
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()));
-        writeln!(out, "{}", gofmt::label_set(pairs)).map_err(|e| e.to_string())?;
+        writeln!(out, "{}", label_text(&pairs(s))).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
