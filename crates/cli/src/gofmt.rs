@@ -3,42 +3,8 @@
 
 use serde_json::Value;
 use silt_gotime::{GoTime, Location};
-use std::fmt::Write;
-
-/// A JSON string as Go's `encoding/json` writes it: `<`, `>`, `&`, U+2028 and U+2029
-/// escaped, control characters as `\n`, `\r`, `\t` or `\u00XX`.
-pub fn string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        if short_escape(out, c) {
-            continue;
-        }
-        match c {
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// The escapes Go's JSON and `strconv.Quote` share; `false` for other characters.
-fn short_escape(out: &mut String, c: char) -> bool {
-    let e = match c {
-        '"' => "\\\"",
-        '\\' => "\\\\",
-        '\n' => "\\n",
-        '\r' => "\\r",
-        '\t' => "\\t",
-        _ => return false,
-    };
-    out.push_str(e);
-    true
-}
+use silt_logql::units::go_quote;
+use silt_server::encode::write_str;
 
 /// `json.Marshal` (`indent: None`) or `json.MarshalIndent(v, "", indent)`.
 pub fn json(v: &Value, indent: Option<&str>) -> String {
@@ -61,7 +27,7 @@ fn write_value(out: &mut String, v: &Value, indent: Option<&str>, depth: usize) 
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => string(out, s),
+        Value::String(s) => write_str(out, s),
         Value::Array(a) if a.is_empty() => out.push_str("[]"),
         Value::Array(a) => {
             out.push('[');
@@ -85,7 +51,7 @@ fn write_value(out: &mut String, v: &Value, indent: Option<&str>, depth: usize) 
                     out.push(',');
                 }
                 newline(out, indent, depth + 1);
-                string(out, k);
+                write_str(out, k);
                 out.push(':');
                 if indent.is_some() {
                     out.push(' ');
@@ -96,32 +62,6 @@ fn write_value(out: &mut String, v: &Value, indent: Option<&str>, depth: usize) 
             out.push('}');
         }
     }
-}
-
-/// Go's `strconv.Quote` for the printable text of label values.
-fn quote(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        if short_escape(out, c) {
-            continue;
-        }
-        match c {
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if c.is_control() => {
-                let n = c as u32;
-                if n < 0x100 {
-                    let _ = write!(out, "\\x{n:02x}");
-                } else {
-                    let _ = write!(out, "\\u{n:04x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A label set as Prometheus prints it: `{a="1", b="2"}`, keys sorted.
@@ -135,7 +75,7 @@ pub fn label_set<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
         }
         out.push_str(k);
         out.push('=');
-        quote(&mut out, v);
+        out.push_str(&go_quote(v));
     }
     out.push('}');
     out

@@ -581,21 +581,6 @@ pub struct VolumeArgs {
     pub step: String,
 }
 
-/// Go's `humanize.Bytes` (powers of 1000) without its space: `80B`, `1.7MB`, `42MB`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    if n < 10 {
-        return format!("{n}B");
-    }
-    let e = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
-    let val = (n as f64 / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1}{}", UNITS[e])
-    } else {
-        format!("{val:.0}{}", UNITS[e])
-    }
-}
-
 /// `silt stats <selector>`: streams, chunks, bytes and entries the index holds.
 pub fn stats(a: &StatsArgs) -> Result<(), String> {
     let (remote, start, end) = a.scope.open()?;
@@ -608,7 +593,7 @@ pub fn stats(a: &StatsArgs) -> Result<(), String> {
     let n = |k: &str| r[k].as_u64().unwrap_or(0);
     println!(
         "{{\n  bytes: {}\n  chunks: {}\n  streams: {}\n  entries: {}\n}}",
-        human_bytes(n("bytes")),
+        silt_logql::units::humanize_bytes(n("bytes")),
         n("chunks"),
         n("streams"),
         n("entries")
@@ -646,22 +631,4 @@ pub fn volume(a: &VolumeArgs, range: bool) -> Result<(), String> {
     let r = remote.get(path, &params)?;
     print!("{}", gofmt::json(&r["data"]["result"], Some("  ")));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bytes_as_go_humanize_prints_them() {
-        let cases = [
-            (0, "0B"),
-            (9, "9B"),
-            (80, "80B"),
-            (1_700_000, "1.7MB"),
-            (42_000_000, "42MB"),
-        ];
-        for (n, want) in cases {
-            assert_eq!(super::human_bytes(n), want);
-        }
-        assert_eq!(super::human_bytes(999_950), "1000kB");
-    }
 }

@@ -253,7 +253,7 @@ pub fn loki_bytes_roundtrip(v: u64) -> u64 {
 }
 
 /// `humanize.Bytes` without the space (`5.1kB`, `20MB`), as Loki prints bytes filters.
-pub(crate) fn humanize_bytes(v: u64) -> String {
+pub fn humanize_bytes(v: u64) -> String {
     if v < 10 {
         return format!("{v}B");
     }
@@ -270,7 +270,7 @@ pub(crate) fn humanize_bytes(v: u64) -> String {
 }
 
 /// Go `strconv.Quote`.
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -328,6 +328,18 @@ mod tests {
         assert_eq!(parse_bytes("1Q"), None);
         assert_eq!(humanize_bytes(5120), "5.1kB");
         assert_eq!(humanize_bytes(20_000_000), "20MB");
+        // As logcli's `stats` prints them (the CLI's `silt stats` relies on these).
+        let cases = [
+            (0, "0B"),
+            (9, "9B"),
+            (80, "80B"),
+            (1_700_000, "1.7MB"),
+            (42_000_000, "42MB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(humanize_bytes(n), want);
+        }
+        assert_eq!(humanize_bytes(999_950), "1000kB");
         // What the frontend's print-and-reparse leaves of each literal.
         for (lit, want) in [
             ("5KiB", 5100),
