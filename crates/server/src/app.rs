@@ -262,6 +262,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.flush_max_bytes = cfg.storage.flush_max_bytes as usize;
     scfg.flush_max_age = cfg.storage.flush_max_age;
     scfg.zstd_level = cfg.storage.zstd_level;
+    scfg.flush_zstd_level = cfg.storage.flush_zstd_level;
     scfg.content_index = cfg.storage.content_index;
     scfg.backend = cfg.storage.backend()?;
     scfg.wal_max_bytes = cfg.storage.wal_max_size;
@@ -273,11 +274,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.compaction = silt_storage::Compaction {
         enabled: cfg.compactor.compaction_enabled,
         target_size: cfg.compactor.target_segment_size,
-        // A merge holds its input as a head: no more than a frozen head may hold.
+        // A merge holds its compressed output until uploaded: a fraction of what a
+        // frozen head may hold.
         max_merge_raw: match cfg.storage.max_head_memory / 2 {
             0 => silt_storage::Compaction::default().max_merge_raw,
             half => half,
         },
+        ..Default::default()
     };
     scfg.delete_delay = cfg.compactor.retention_delete_delay;
     scfg.delete_cancel_period = cfg.compactor.delete_request_cancel_period;

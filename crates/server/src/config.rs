@@ -143,8 +143,11 @@ pub struct StorageConfig {
     /// Flush the head once its oldest data is this old.
     #[serde(deserialize_with = "de_duration")]
     pub flush_max_age: Duration,
-    /// zstd level of segment pages (1–22).
+    /// zstd level of segments at rest (1–22): compaction rewrites flushed segments at it.
     pub zstd_level: i32,
+    /// zstd level of segments written by a flush (1–22): fast, so compression does not
+    /// hold up ingest; compaction later rewrites them at `zstd_level`.
+    pub flush_zstd_level: i32,
     /// Write a content index beside each segment, so line filters skip blocks of lines
     /// that cannot match.
     pub content_index: bool,
@@ -395,7 +398,8 @@ impl Default for StorageConfig {
             wal_fsync: true,
             flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(15 * 60),
-            zstd_level: 6,
+            zstd_level: 15,
+            flush_zstd_level: 1,
             content_index: true,
             wal_max_size: 0,
             max_head_memory: 128 << 20,
@@ -540,6 +544,9 @@ impl Config {
         }
         if !(1..=22).contains(&self.storage.zstd_level) {
             return bad("storage.zstd_level", "must be between 1 and 22");
+        }
+        if !(1..=22).contains(&self.storage.flush_zstd_level) {
+            return bad("storage.flush_zstd_level", "must be between 1 and 22");
         }
         if self.storage.flush_max_bytes < 1 << 20 {
             return bad("storage.flush_max_bytes", "must be at least 1MiB");

@@ -259,8 +259,14 @@ impl Collector for StoreCollector {
         counter(
             &mut enc,
             "silt_segments_compacted",
-            "Segments merged away by compaction",
+            "Segments merged or recompressed away by compaction",
             ld(&m.segments_compacted),
+        )?;
+        counter(
+            &mut enc,
+            "silt_maintenance_passes",
+            "Completed maintenance passes (retention, deletes, compaction)",
+            ld(&m.maintenance_passes),
         )?;
         counter(
             &mut enc,

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod content;
 mod count;
 mod deletes;
+mod encode;
 mod error;
 pub mod head;
 mod ingest;
@@ -29,6 +30,7 @@ pub mod live;
 mod objects;
 pub mod ranged;
 mod read;
+mod rewrite;
 pub mod scan;
 pub mod segment;
 mod visit;
@@ -69,8 +71,11 @@ pub struct StoreConfig {
     pub flush_max_age: Duration,
     /// How often the flush trigger is checked.
     pub flush_check_interval: Duration,
-    /// zstd level for segment pages.
+    /// zstd level of segments at rest: compaction rewrites flushed segments at it.
     pub zstd_level: i32,
+    /// zstd level of segments written by a flush: fast, so ingest is not held up by
+    /// compression (compaction recompresses them at `zstd_level`).
+    pub flush_zstd_level: i32,
     /// Write a content index beside each segment (line filters skip blocks by it).
     pub content_index: bool,
     /// Where segments live.
@@ -110,7 +115,8 @@ impl StoreConfig {
             flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(15 * 60),
             flush_check_interval: Duration::from_secs(5),
-            zstd_level: 6,
+            zstd_level: 15,
+            flush_zstd_level: 1,
             content_index: true,
             backend: Backend::Local,
             cache_max_bytes: 10 << 30,
@@ -182,6 +188,8 @@ pub struct StoreMetrics {
     pub segments_compacted: AtomicU64,
     /// Failed maintenance passes.
     pub maintenance_errors: AtomicU64,
+    /// Completed maintenance passes.
+    pub maintenance_passes: AtomicU64,
 }
 
 /// The storage engine.
@@ -553,7 +561,7 @@ impl Store {
                 continue;
             }
             let f = frozen.clone();
-            let (level, content) = (self.cfg.zstd_level, self.cfg.content_index);
+            let (level, content) = (self.cfg.flush_zstd_level, self.cfg.content_index);
             let id = new_segment_id();
             let t = tenant.clone();
             let encoded = tokio::task::spawn_blocking(move || {

@@ -13,8 +13,7 @@
 //! (sidecar first), which is safe at any point since their data is meant to go.
 
 use crate::deletes::DeleteStatus;
-use crate::head::Head;
-use crate::segment::{self, SegmentMeta};
+use crate::segment::SegmentMeta;
 use crate::{now_ns, Error, Result, Store};
 use silt_model::{Entry, LabelMatcher, Labels, Timestamp};
 use std::collections::HashMap;
@@ -81,9 +80,13 @@ pub struct Compaction {
     pub enabled: bool,
     /// Segments at least this large are left alone; merged outputs stop growing near it.
     pub target_size: u64,
-    /// Most raw bytes one merge reads: it holds them in memory as a head, so this bounds
-    /// compaction's memory (the server uses half of `storage.max_head_memory`).
+    /// Most raw bytes one merge rewrites. Inputs are read a few MiB at a time, but the
+    /// compressed output (a fifth or less of this) is held until uploaded (the server
+    /// uses half of `storage.max_head_memory`).
     pub max_merge_raw: u64,
+    /// Raw bytes of rows a rewrite reads from its inputs at once (whole streams; one
+    /// larger stream is read alone).
+    pub read_chunk: u64,
 }
 
 impl Default for Compaction {
@@ -92,6 +95,7 @@ impl Default for Compaction {
             enabled: true,
             target_size: 128 << 20,
             max_merge_raw: 512 << 20,
+            read_chunk: 8 << 20,
         }
     }
 }
@@ -112,7 +116,7 @@ pub struct PassReport {
 }
 
 /// Keeps or drops one row.
-type Keep<'a> = &'a (dyn Fn(&Labels, &Entry) -> bool + Send + Sync);
+type Keep = Arc<dyn Fn(&Labels, &Entry) -> bool + Send + Sync>;
 
 /// Nanoseconds per day (compaction groups segments by the UTC day of their first entry).
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -145,6 +149,7 @@ impl Store {
         );
         m.segments_compacted
             .fetch_add(report.segments_merged as u64, Ordering::Relaxed);
+        m.maintenance_passes.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -185,8 +190,12 @@ impl Store {
                     Some(Some(c)) => e.ts >= *c,
                     _ => true,
                 };
-                self.replace(&seg.tenant, std::slice::from_ref(&seg), Some(&keep))
-                    .await?;
+                self.replace(
+                    &seg.tenant,
+                    std::slice::from_ref(&seg),
+                    Some(Arc::new(keep)),
+                )
+                .await?;
                 report.segments_trimmed += 1;
                 report.segments_written += 1;
             }
@@ -225,8 +234,12 @@ impl Store {
                 let d2 = d.clone();
                 let keep =
                     move |l: &Labels, e: &Entry| !(d2.touches(l, e.ts, e.ts) && d2.deletes(e));
-                self.replace(&seg.tenant, std::slice::from_ref(&seg), Some(&keep))
-                    .await?;
+                self.replace(
+                    &seg.tenant,
+                    std::slice::from_ref(&seg),
+                    Some(Arc::new(keep)),
+                )
+                .await?;
                 report.segments_trimmed += 1;
             }
             let mut req = d.req.clone();
@@ -245,13 +258,17 @@ impl Store {
         Ok(())
     }
 
-    /// Merges small segments of the same tenant and day into segments near `target_size`.
+    /// Merges small segments of the same tenant and day into segments near `target_size`,
+    /// and rewrites segments flushed at a lower zstd level than `zstd_level`.
     async fn compact(self: &Arc<Self>, report: &mut PassReport) -> Result<()> {
         let target = self.cfg.compaction.target_size;
         let max_raw = self.cfg.compaction.max_merge_raw.max(1);
+        let level = self.cfg.zstd_level;
+        // Flushes write a faster level than segments at rest.
+        let recompress = |s: &SegmentMeta| s.zstd_level != 0 && s.zstd_level < level;
         let mut groups: HashMap<(String, i64), Vec<Arc<SegmentMeta>>> = HashMap::new();
         for seg in self.all_segments() {
-            if seg.size < target / 2 {
+            if seg.size < target / 2 || recompress(&seg) {
                 groups
                     .entry((seg.tenant.clone(), seg.min_ts.div_euclid(DAY_NS)))
                     .or_default()
@@ -274,8 +291,12 @@ impl Store {
                 raw += seg.raw_bytes;
                 batches.last_mut().expect("never empty").push(seg.clone());
             }
-            for batch in batches.into_iter().filter(|b| b.len() > 1) {
-                self.replace(&key.0, &batch, Some(&|_, _| true)).await?;
+            for batch in batches
+                .into_iter()
+                .filter(|b| b.len() > 1 || b.iter().any(|s| recompress(s)))
+            {
+                self.replace(&key.0, &batch, Some(Arc::new(|_, _| true)))
+                    .await?;
                 report.segments_merged += batch.len();
                 report.segments_written += 1;
             }
@@ -301,50 +322,18 @@ impl Store {
         self: &Arc<Self>,
         tenant: &str,
         olds: &[Arc<SegmentMeta>],
-        keep: Option<Keep<'_>>,
+        keep: Option<Keep>,
     ) -> Result<()> {
         let mut new = None;
         if let Some(keep) = keep {
-            let mut head = Head::default();
-            for seg in olds {
-                let store = self.clone();
-                let s = seg.clone();
-                let all: Vec<usize> = (0..seg.streams.len()).collect();
-                let rows = tokio::task::spawn_blocking(move || {
-                    store.read_segment(
-                        &s,
-                        &all,
-                        (Timestamp::MIN, Timestamp::MAX),
-                        true,
-                        None,
-                        &Default::default(),
-                    )
-                })
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
-                let mut batch = Vec::with_capacity(rows.len());
-                for (i, entries) in rows {
-                    let labels = Labels::from_sorted_unchecked(seg.streams[i].labels.clone());
-                    let kept: Vec<Entry> =
-                        entries.into_iter().filter(|e| keep(&labels, e)).collect();
-                    if !kept.is_empty() {
-                        batch.push((labels, kept));
-                    }
-                }
-                head.append(tenant, batch, 0);
-            }
-            if let Some(th) = head.tenants.get_mut(tenant).filter(|t| t.entries > 0) {
-                let id = crate::new_segment_id();
-                let wal_through = olds.iter().map(|s| s.wal_through).max().unwrap_or(0);
-                let mut enc = segment::encode(
-                    tenant,
-                    &id,
-                    th,
-                    wal_through,
-                    self.cfg.zstd_level,
-                    self.cfg.content_index,
-                )?;
-                enc.meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
+            let (store, t, olds2) = (self.clone(), tenant.to_string(), olds.to_vec());
+            let id = crate::new_segment_id();
+            let level = self.cfg.zstd_level;
+            let enc =
+                tokio::task::spawn_blocking(move || store.rewrite(&t, &id, &olds2, &*keep, level))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))??;
+            if let Some(enc) = enc {
                 let meta = &enc.meta;
                 self.objects.put(&meta.data_path(), enc.data).await?;
                 failpoint("rewrite-after-data");

@@ -2,9 +2,11 @@
 //! push waits for a flush, then is refused with nothing of it written, and every
 //! acknowledged entry is kept.
 
+mod common;
+
+use common::select_all;
 use silt_model::{Direction, Entry, LabelMatcher, Labels, MatchOp};
-use silt_query::{LogSource, SelectRequest};
-use silt_storage::{Error, Store, StoreConfig, StoreSource};
+use silt_storage::{Error, Store, StoreConfig};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,25 +28,11 @@ fn batch(app: &str, ts0: i64) -> Vec<(Labels, Vec<Entry>)> {
 async fn read_all(store: &Arc<Store>, app: &'static str) -> Vec<(i64, String)> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
-        let m = [LabelMatcher::new("app", MatchOp::Eq, app).unwrap()];
-        let req = SelectRequest {
-            tenant: "t",
-            matchers: &m,
-            start: 0,
-            end: i64::MAX,
-            direction: Direction::Forward,
-            lines: true,
-            line_filter: None,
-            stats: Default::default(),
-        };
-        let mut out = Vec::new();
-        for c in StoreSource(store).select(&req).unwrap() {
-            for e in c.entries {
-                let e = e.unwrap();
-                out.push((e.ts, e.line));
-            }
-        }
-        out
+        let m = LabelMatcher::new("app", MatchOp::Eq, app).unwrap();
+        select_all(&store, "t", m, Direction::Forward)
+            .into_iter()
+            .map(|(_, e)| (e.ts, e.line))
+            .collect()
     })
     .await
     .unwrap()

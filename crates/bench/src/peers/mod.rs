@@ -93,6 +93,8 @@ pub struct Measured {
     pub hwm_total: u64,
     pub rss_after: u64,
     pub disk: proc::DiskUsage,
+    /// Silt only: the data dir after a compaction pass, and the pass's seconds.
+    pub rest: Option<(proc::DiskUsage, f64)>,
     pub queries: Vec<QueryResult>,
 }
 
@@ -286,6 +288,10 @@ fn measure(
         disk.apparent as f64 / 1e6,
         disk.without_wal() as f64 / 1e6
     );
+    let rest = match sys {
+        System::Silt => Some(at_rest(bins, args)?),
+        _ => None,
+    };
     if !args.keep_data {
         let _ = std::fs::remove_dir_all(&run.data_dir);
     }
@@ -299,8 +305,23 @@ fn measure(
         hwm_total,
         rss_after,
         disk,
+        rest,
         queries: results,
     })
+}
+
+/// Silt's data dir at rest: restarted, one maintenance pass (compaction rewrites the
+/// flushed segments at the rest level), stopped. Returns the disk and the pass's seconds.
+fn at_rest(bins: &Bins, args: &Args) -> Res<(proc::DiskUsage, f64)> {
+    let mut run = systems::restart_silt_compacting(bins, &args.work_dir)?;
+    let pass_s = run.wait_maintenance_pass()?;
+    run.proc.stop(Duration::from_secs(300))?;
+    let disk = proc::disk_usage(&run.data_dir)?;
+    eprintln!(
+        "at rest after a {pass_s:.1} s compaction pass: data dir {:.1} MB",
+        disk.apparent as f64 / 1e6
+    );
+    Ok((disk, pass_s))
 }
 
 #[cfg(test)]

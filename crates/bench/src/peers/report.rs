@@ -225,6 +225,20 @@ pub fn render(c: &Context) -> String {
         c.cells(|m| format!("{:.2}x", ratio(m))),
         c.ratios(ratio, true),
     );
+    // Silt's compaction rewrites flushed segments at the rest level; the peers have no
+    // such pass, so their figure is the one after the stop.
+    let at_rest = |m: &Measured| m.rest.as_ref().map_or(&m.disk, |r| &r.0).without_wal();
+    row(
+        "data dir at rest without WAL, MB (Silt: after a compaction pass)",
+        c.cells(|m| mb(at_rest(m))),
+        c.ratios(|m| at_rest(m) as f64, false),
+    );
+    let ratio = |m: &Measured| ds.line_bytes as f64 / at_rest(m).max(1) as f64;
+    row(
+        "compression at rest (line bytes / data dir without WAL)",
+        c.cells(|m| format!("{:.2}x", ratio(m))),
+        c.ratios(ratio, true),
+    );
     for (i, q) in c.queries.iter().enumerate() {
         row(
             &format!("`{}`, ms", q.name),
@@ -257,6 +271,14 @@ fn details(o: &mut String, c: &Context) {
     );
     row("push, s", c.cells(|m| format!("{:.2}", m.push_s)));
     row("flush, s", c.cells(|m| format!("{:.2}", m.flush_s)));
+    row(
+        "compaction pass at rest (Silt), s",
+        c.cells(|m| {
+            m.rest
+                .as_ref()
+                .map_or("–".into(), |r| format!("{:.1}", r.1))
+        }),
+    );
     row(
         "stop (SIGTERM to exit), s",
         c.cells(|m| format!("{:.1}", m.stop_s)),

@@ -123,6 +123,20 @@ pub fn start(sys: System, bins: &Bins, work: &Path) -> Res<Running> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("clear {}: {e}", dir.display()))?;
     }
+    launch(sys, bins, &dir, SILT_CONFIG)
+}
+
+/// Starts Silt again on the data dir `start` made, with a maintenance pass every second
+/// that deletes what it replaced at once (no query is in flight).
+pub fn restart_silt_compacting(bins: &Bins, work: &Path) -> Res<Running> {
+    let cfg = SILT_CONFIG.replace(
+        "compactor:\n",
+        "compactor:\n  compaction_interval: 1s\n  retention_delete_delay: 0s\n",
+    );
+    launch(System::Silt, bins, &work.join(System::Silt.key()), &cfg)
+}
+
+fn launch(sys: System, bins: &Bins, dir: &Path, silt_config: &str) -> Res<Running> {
     let data_dir = dir.join("data");
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let data_abs = std::fs::canonicalize(&data_dir).map_err(|e| e.to_string())?;
@@ -135,7 +149,7 @@ pub fn start(sys: System, bins: &Bins, work: &Path) -> Res<Running> {
     };
     let (cmd, ready_path) = match sys {
         System::Silt => {
-            let cfg = write("silt.yaml", SILT_CONFIG)?;
+            let cfg = write("silt.yaml", silt_config)?;
             let mut c = Command::new(&bins.silt);
             c.arg("server")
                 .arg("--config")
@@ -160,12 +174,12 @@ pub fn start(sys: System, bins: &Bins, work: &Path) -> Res<Running> {
             (c, "/health")
         }
     };
-    let mut proc = Proc::spawn(
-        sys.title(),
-        cmd,
-        addr,
-        &dir.join(format!("{}.log", sys.key())),
-    )?;
+    let log = dir.join(format!("{}.log", sys.key()));
+    let log = match log.exists() {
+        true => dir.join(format!("{}.restart.log", sys.key())),
+        false => log,
+    };
+    let mut proc = Proc::spawn(sys.title(), cmd, addr, &log)?;
     let ready_s = proc.wait_ready(ready_path, Duration::from_secs(180))?;
     Ok(Running {
         sys,
@@ -252,6 +266,22 @@ impl Running {
             eprintln!("{retries} pushes answered 503 (backpressure) and were retried");
         }
         Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Waits until Silt completed a maintenance pass (retention, deletes, compaction);
+    /// seconds until then.
+    pub fn wait_maintenance_pass(&self) -> Res<f64> {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(1800) {
+            std::thread::sleep(Duration::from_millis(200));
+            let (_, body) = http(&self.proc.addr, "GET", "/metrics", &[], b"")
+                .map_err(|e| format!("Silt /metrics: {e}"))?;
+            let text = String::from_utf8_lossy(&body);
+            if metric_sum(&text, "silt_maintenance_passes_total") >= 1.0 {
+                return Ok(t.elapsed().as_secs_f64());
+            }
+        }
+        Err("Silt: no maintenance pass completed in 30 minutes".into())
     }
 
     /// Makes everything pushed durable and searchable; seconds until done.
