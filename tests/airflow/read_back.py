@@ -38,14 +38,14 @@ with open(path, encoding="utf-8") as f:
     local = f.read()
 
 requests = []
-real_request = handler.client._request
-handler.client._request = lambda m, p, *a: requests.append(p) or real_request(m, p, *a)
-entries, notes, query = handler.read_entries(ti, try_number)
-handler.client._request = real_request
+real_request = handler.silt.client._request
+handler.silt.client._request = lambda m, p, *a: requests.append(p) or real_request(m, p, *a)
+entries, notes, query = handler.silt.read_entries(ti, try_number)
+handler.silt.client._request = real_request
 remote = "\n".join(line for _, line in entries) + "\n"
 
 # One page as the provider reads it (limit 5000): streams concatenated in the server's order.
-start, end = handler.window(ti, try_number)
+start, end = handler.silt.window(ti, try_number)
 params = {"query": query, "start": start.isoformat(), "end": end.isoformat(), "limit": 5000,
           "direction": "forward"}
 raw = SiltClient(url)._request("GET", "/loki/api/v1/query_range?" + urllib.parse.urlencode(params))

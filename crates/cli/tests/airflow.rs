@@ -2,7 +2,9 @@
 //! `target/pydeps-airflow` on first run) runs a task through `airflow tasks run --local`,
 //! the executor's command, with `silt_airflow.SiltTaskHandler` (integrations/airflow)
 //! shipping the log to a Silt server; the log is then read back through the handler as the
-//! webserver does and must match the local file line for line, in order.
+//! webserver does and must match the local file line for line, in order. A second test
+//! checks the Airflow 3 interface (`REMOTE_TASK_LOG`) with apache-airflow 3.1.8's own
+//! config loader and log parser, in `target/pydeps-airflow3`.
 
 use silt_testkit::{free_port, http, pip_target, Server};
 use std::path::{Path, PathBuf};
@@ -12,14 +14,49 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn pydeps() -> PathBuf {
-    let constraints = root().join("tests/airflow/constraints-2.10.5.txt");
-    let constraints = constraints.to_str().unwrap();
+/// apache-airflow `version` with its pinned dependencies, cached under `target/dir`.
+fn pydeps(dir: &str, version: &str) -> PathBuf {
+    let constraints = root().join(format!("tests/airflow/constraints-{version}.txt"));
     pip_target(
-        &root().join("target/pydeps-airflow"),
-        "import airflow, airflow.providers.sqlite",
-        &["apache-airflow==2.10.5", "-c", constraints],
+        &root().join("target").join(dir),
+        "import airflow.utils.log.file_task_handler",
+        &[
+            &format!("apache-airflow=={version}"),
+            "-c",
+            constraints.to_str().unwrap(),
+        ],
     )
+}
+
+/// The environment every Airflow process of a test gets.
+fn airflow_env(deps: &Path, home: &Path, silt: &str) -> Vec<(String, String)> {
+    let pythonpath = format!(
+        "{}:{}",
+        root().join("integrations/airflow").display(),
+        deps.display()
+    );
+    [
+        ("PYTHONPATH", pythonpath.as_str()),
+        // No __pycache__ beside the sources (DAGs, the handler).
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("AIRFLOW_HOME", home.to_str().unwrap()),
+        (
+            "AIRFLOW__CORE__DAGS_FOLDER",
+            root().join("tests/airflow/dags").to_str().unwrap(),
+        ),
+        ("AIRFLOW__CORE__LOAD_EXAMPLES", "False"),
+        ("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG"),
+        (
+            "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS",
+            "silt_airflow.log_config.LOGGING_CONFIG",
+        ),
+        ("AIRFLOW__SILT__URL", silt),
+        ("AIRFLOW__SILT__LABELS", r#"{"job": "airflow-e2e"}"#),
+        ("AIRFLOW__SILT__GRAFANA_URL", "http://grafana:3000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 // A small rate limit so that shipping the task log meets 429s and has to retry.
@@ -52,7 +89,7 @@ fn last_json(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn airflow_task_log_round_trip() {
-    let deps = pydeps();
+    let deps = pydeps("pydeps-airflow", "2.10.5");
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         Path::new(env!("CARGO_BIN_EXE_silt")),
@@ -60,29 +97,9 @@ fn airflow_task_log_round_trip() {
         CONFIG,
         free_port(),
     );
+    let url = server.url();
+    let env = airflow_env(&deps, &dir.path().join("home"), &url);
     let tests = root().join("tests/airflow");
-    let pythonpath = format!(
-        "{}:{}",
-        root().join("integrations/airflow").display(),
-        deps.display()
-    );
-    let env: Vec<(String, String)> = [
-        ("PYTHONPATH", pythonpath.as_str()),
-        ("AIRFLOW_HOME", dir.path().join("home").to_str().unwrap()),
-        ("AIRFLOW__CORE__DAGS_FOLDER", tests.join("dags").to_str().unwrap()),
-        ("AIRFLOW__CORE__LOAD_EXAMPLES", "False"),
-        ("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG"),
-        (
-            "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS",
-            "silt_airflow.log_config.LOGGING_CONFIG",
-        ),
-        ("AIRFLOW__SILT__URL", &server.url()),
-        ("AIRFLOW__SILT__LABELS", r#"{"job": "airflow-e2e"}"#),
-        ("AIRFLOW__SILT__GRAFANA_URL", "http://grafana:3000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
 
     python(&env, &["-m", "airflow", "db", "migrate"]);
     let prepare = tests.join("prepare.py");
@@ -100,7 +117,6 @@ fn airflow_task_log_round_trip() {
     python(&env, &run);
 
     let read_back = tests.join("read_back.py");
-    let url = server.url();
     let out = python(
         &env,
         &[
@@ -163,4 +179,30 @@ fn airflow_task_log_round_trip() {
     assert!(facts["requests"].as_u64().unwrap() >= 10, "{facts}");
     assert_eq!(facts["notes"], serde_json::json!([]));
     assert_eq!(facts["big_page_read"], facts["pushed"]);
+}
+
+#[test]
+fn airflow3_remote_log_io() {
+    let deps = pydeps("pydeps-airflow3", "3.1.8");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_silt")),
+        &dir.path().join("silt"),
+        "",
+        free_port(),
+    );
+    let env = airflow_env(&deps, &dir.path().join("home"), &server.url());
+    let script = root().join("tests/airflow/remote_io_v3.py");
+    let logs = dir.path().join("logs");
+    let out = python(
+        &env,
+        &[script.to_str().unwrap(), logs.to_str().unwrap()],
+    );
+    let facts = last_json(&out);
+    println!("{facts}");
+    assert_eq!(facts["airflow"], "3.1.8");
+    assert_eq!(facts["remote_type"], "SiltRemoteLogIO");
+    assert_eq!(facts["text_equals_local"], true, "{facts}");
+    assert_eq!(facts["parsed_equal"], true, "{facts}");
+    assert_eq!(facts["parsed_records"], 6000);
 }

@@ -16,11 +16,13 @@ from datetime import datetime, timezone
 RETRY_STATUS = {429, 500, 502, 503, 504}
 # Loki's 400 when `limit` exceeds max_entries_limit_per_query: "... (6000 > 5000)".
 _MAX_ENTRIES = re.compile(r"max entries limit.*\((\d+) > (\d+)\)")
-# Airflow's task log prefix: "[2024-05-01T12:00:00.123+0000] {file.py:1} INFO - ...".
-_TS = re.compile(
-    r"^\[(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
-    r"(Z|[+-]\d\d:?\d\d)?\]"
+_STAMP = (
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d:?\d\d)?"
 )
+# Airflow 2's task log prefix "[2024-05-01T12:00:00.123+0000] {file.py:1} INFO - ..." and
+# Airflow 3's JSON lines {"timestamp":"2024-05-01T12:00:00.123456Z","level":...}.
+_TS = re.compile(r"^\[" + _STAMP + r"\]")
+_JSON_TS = re.compile(r'^\{.{0,200}?"timestamp": ?"' + _STAMP + '"')
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -57,8 +59,8 @@ def to_ns(dt: datetime) -> int:
 
 
 def line_ns(line: str) -> int | None:
-    """The timestamp of an Airflow log line's `[...]` prefix in ns, else None (no zone = UTC)."""
-    m = _TS.match(line)
+    """An Airflow log line's timestamp in ns, else None (no zone = UTC)."""
+    m = _TS.match(line) or (_JSON_TS.match(line) if line.startswith("{") else None)
     if not m:
         return None
     y, mo, d, h, mi, s, frac, zone = m.groups()
