@@ -83,7 +83,10 @@ fn python(env: &[(String, String)], args: &[&str]) -> String {
 }
 
 fn last_json(stdout: &str) -> serde_json::Value {
-    let line = stdout.lines().rfind(|l| l.starts_with('{')).expect("JSON line");
+    let line = stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .expect("JSON line");
     serde_json::from_str(line).unwrap()
 }
 
@@ -103,7 +106,10 @@ fn airflow_task_log_round_trip() {
 
     python(&env, &["-m", "airflow", "db", "migrate"]);
     let prepare = tests.join("prepare.py");
-    python(&env, &[prepare.to_str().unwrap(), "mixed_levels", "manual__e2e"]);
+    python(
+        &env,
+        &[prepare.to_str().unwrap(), "mixed_levels", "manual__e2e"],
+    );
     let run = [
         "-m",
         "airflow",
@@ -194,10 +200,7 @@ fn airflow3_remote_log_io() {
     let env = airflow_env(&deps, &dir.path().join("home"), &server.url());
     let script = root().join("tests/airflow/remote_io_v3.py");
     let logs = dir.path().join("logs");
-    let out = python(
-        &env,
-        &[script.to_str().unwrap(), logs.to_str().unwrap()],
-    );
+    let out = python(&env, &[script.to_str().unwrap(), logs.to_str().unwrap()]);
     let facts = last_json(&out);
     println!("{facts}");
     assert_eq!(facts["airflow"], "3.1.8");
