@@ -1,11 +1,10 @@
 """Airflow 3 contract of SiltRemoteLogIO, without a scheduler: `REMOTE_TASK_LOG` as
 Airflow 3 loads it from the logging config uploads a JSON-lines task log (Airflow 3's
 format) and reads it back; Airflow 3's own log parser and merge must give the same
-records as for the local file. Prints facts as JSON. Args: LOG_DIR."""
+records as for the local file. Prints facts as JSON."""
 
 import json
 import os
-import sys
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -17,7 +16,7 @@ load_logging_config()
 import airflow.logging_config as logging_config  # noqa: E402
 
 remote = logging_config.REMOTE_TASK_LOG
-base = sys.argv[1]
+base = remote.base_log_folder
 now = datetime.now(timezone.utc).replace(microsecond=0)
 ti = SimpleNamespace(
     dag_id="v3_dag", task_id="v3_task", run_id="manual__v3", try_number=2, map_index=3,

@@ -199,8 +199,7 @@ fn airflow3_remote_log_io() {
     );
     let env = airflow_env(&deps, &dir.path().join("home"), &server.url());
     let script = root().join("tests/airflow/remote_io_v3.py");
-    let logs = dir.path().join("logs");
-    let out = python(&env, &[script.to_str().unwrap(), logs.to_str().unwrap()]);
+    let out = python(&env, &[script.to_str().unwrap()]);
     let facts = last_json(&out);
     println!("{facts}");
     assert_eq!(facts["airflow"], "3.1.8");

@@ -32,6 +32,9 @@ class SiltRemoteLogIO:
             return
         path = os.fspath(path)
         local = path if os.path.isabs(path) else os.path.join(self.base_log_folder, path)
+        if not os.path.exists(local):
+            log.warning("No task log to ship at %s", local)
+            return
         try:
             self.silt.ship(local, ti, _try_number(path, ti))
         except SiltError as e:
