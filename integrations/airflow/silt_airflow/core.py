@@ -61,27 +61,22 @@ class SiltTaskLogs:
 
     # -- write ----------------------------------------------------------------------------
 
-    def ship(self, path: str, ti, try_number: int | None = None) -> int:
-        """Pushes the file's records as the try's entries. Times come from the lines, so a
-        re-upload only adds what is new (the server drops exact duplicates)."""
+    def ship(self, path: str, ti, try_number: int | None = None, done: int = 0) -> int:
+        """Pushes the file's records after the first `done` as the try's entries; returns
+        the file's record count. Times come from the lines, so a re-upload only adds what
+        is new (the server drops exact duplicates)."""
+        if not os.path.exists(path):
+            return done
         stream = {"dag_id": ti.dag_id, "task_id": ti.task_id, **self.labels}
         metadata = {"run_id": ti.run_id, "try_number": try_number or ti.try_number}
         map_index = getattr(ti, "map_index", -1)
         if map_index is not None and map_index >= 0:
             metadata["map_index"] = map_index
-        done = size = 0
-        # Other threads (Airflow's task runner) may still log while the push runs (e.g.
-        # while it waits out a 429): read again until the file stops growing.
-        for _ in range(5):
-            if not os.path.exists(path) or os.path.getsize(path) == size:
-                break
-            with open(path, "rb") as f:
-                raw = f.read()
-            size = len(raw)
-            text = raw.decode("utf-8", "backslashreplace")
-            entries = records(text, int(os.path.getmtime(path) * 1e9))
-            done += self.client.push(stream, entries[done:], metadata)
-        return done
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "backslashreplace")
+        entries = records(text, int(os.path.getmtime(path) * 1e9))
+        self.client.push(stream, entries[done:], metadata)
+        return len(entries)
 
     # -- read -----------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from airflow.utils.log.file_task_handler import FileTaskHandler
 from airflow.utils.log.logging_mixin import ExternalLoggingMixin, LoggingMixin
 
@@ -24,6 +26,10 @@ class SiltTaskHandler(FileTaskHandler, ExternalLoggingMixin, LoggingMixin):
         self.closed = False
         self._ti = None
         self._try_number = None
+        self._lock = threading.Lock()
+        self._late = False  # records logged after the upload began are shipped too
+        self._shipper = None  # the thread shipping now
+        self._done = 0  # records shipped
 
     def set_context(self, ti, *, identifier: str | None = None):
         super().set_context(ti, identifier=identifier)
@@ -32,17 +38,38 @@ class SiltTaskHandler(FileTaskHandler, ExternalLoggingMixin, LoggingMixin):
         self.upload_on_close = self.silt.upload and (is_trigger or not getattr(ti, "raw", None))
         self._ti, self._try_number = ti, ti.try_number
 
+    def emit(self, record):
+        super().emit(record)
+        # Airflow's runner threads can still log after the upload began: ship those too.
+        if self._late and self._shipper != threading.get_ident():
+            self._ship()
+
     def close(self):
         if self.closed:
             return
         super().close()
         if self.upload_on_close and self.handler is not None and self._ti is not None:
-            try:
-                self.silt.ship(self.handler.baseFilename, self._ti, self._try_number)
-            except SiltError as e:
-                # The local file stays; logging must not fail the task.
-                self.log.error("Could not ship %s to %s: %s", self.handler.baseFilename, self.silt.url, e)
+            self._late = True
+            self._ship()
         self.closed = True
+
+    def _ship(self):
+        """Pushes the records not shipped yet; no logging while the lock is held."""
+        error = None
+        with self._lock:
+            if not self._late:
+                return
+            self._shipper = threading.get_ident()
+            try:
+                path = self.handler.baseFilename
+                self._done = self.silt.ship(path, self._ti, self._try_number, self._done)
+            except SiltError as e:
+                self._late, error = False, e
+            finally:
+                self._shipper = None
+        if error is not None:
+            # The local file stays; logging must not fail the task.
+            self.log.error("Could not ship %s to %s: %s", self.handler.baseFilename, self.silt.url, error)
 
     def _read_remote_logs(self, ti, try_number, metadata=None) -> tuple[list[str], list[str]]:
         return self.silt.read(ti, try_number)
