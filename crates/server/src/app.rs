@@ -274,12 +274,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     scfg.compaction = silt_storage::Compaction {
         enabled: cfg.compactor.compaction_enabled,
         target_size: cfg.compactor.target_segment_size,
-        // A merge holds its compressed output until uploaded: a fraction of what a
-        // frozen head may hold.
-        max_merge_raw: match cfg.storage.max_head_memory / 2 {
-            0 => silt_storage::Compaction::default().max_merge_raw,
-            half => half,
-        },
         ..Default::default()
     };
     scfg.delete_delay = cfg.compactor.retention_delete_delay;

@@ -132,9 +132,10 @@ impl MdColumns {
     }
 }
 
-/// Writes one segment from streams given in [`stream_order`], each sorted by time.
-pub(crate) struct SegmentWriter {
-    writer: ArrowWriter<Out>,
+/// Writes one segment from streams given in [`stream_order`], each sorted by time, into
+/// memory (a flush) or a file (a compaction).
+pub(crate) struct SegmentWriter<W: std::io::Write + Send = Out> {
+    writer: ArrowWriter<Counted<W>>,
     schema: Arc<Schema>,
     md_keys: Vec<String>,
     b: Builders,
@@ -148,8 +149,25 @@ pub(crate) struct SegmentWriter {
     buffered: usize,
 }
 
-impl SegmentWriter {
+impl SegmentWriter<Out> {
     pub(crate) fn new(md: MdColumns, level: i32, content_index: bool) -> Result<Self> {
+        SegmentWriter::to(Out(Vec::new()), md, level, content_index)
+    }
+
+    /// Closes the file.
+    pub(crate) fn finish(self, tenant: &str, id: &str, wal_through: u64) -> Result<Encoded> {
+        let (meta, out, content) = self.close(tenant, id, wal_through)?;
+        Ok(Encoded {
+            meta,
+            data: out.0,
+            content,
+        })
+    }
+}
+
+impl<W: std::io::Write + Send> SegmentWriter<W> {
+    /// A writer into `out`.
+    pub(crate) fn to(out: W, md: MdColumns, level: i32, content_index: bool) -> Result<Self> {
         let mut fields = vec![
             Field::new("stream", DataType::UInt32, false),
             Field::new("ts", DataType::Int64, false),
@@ -164,8 +182,8 @@ impl SegmentWriter {
             fields.push(Field::new(REST_COLUMN, DataType::Utf8, true));
         }
         let schema = Arc::new(Schema::new(fields));
-        let writer =
-            ArrowWriter::try_new(Out(Vec::new()), schema.clone(), Some(writer_props(level)?))?;
+        let out = Counted { inner: out, n: 0 };
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(writer_props(level)?))?;
         Ok(SegmentWriter {
             writer,
             schema,
@@ -219,12 +237,18 @@ impl SegmentWriter {
         self.row
     }
 
-    /// Closes the file.
-    pub(crate) fn finish(mut self, tenant: &str, id: &str, wal_through: u64) -> Result<Encoded> {
+    /// Closes the file: the sidecar (with the file's size), the output and the content
+    /// index.
+    pub(crate) fn close(
+        mut self,
+        tenant: &str,
+        id: &str,
+        wal_through: u64,
+    ) -> Result<(SegmentMeta, W, Option<Vec<u8>>)> {
         if self.b.rows > 0 {
             self.writer.write(&self.b.finish(&self.schema)?)?;
         }
-        let meta = SegmentMeta {
+        let mut meta = SegmentMeta {
             version: 1,
             id: id.to_string(),
             tenant: tenant.to_string(),
@@ -243,32 +267,44 @@ impl SegmentWriter {
             "silt.segment".to_string(),
             serde_json::to_string(&meta)?,
         ));
-        let out = self.writer.into_inner()?.0;
+        let out = self.writer.into_inner()?;
+        meta.size = out.n;
+        let out = out.inner;
         let content = self.content.map(crate::content::Builder::finish);
+        meta.content_size = content.as_ref().map_or(0, |c| c.len() as u64);
         tracing::debug!(
             tenant,
             rows = meta.rows,
             raw = meta.raw_bytes,
             buffered = self.buffered,
-            size = out.len(),
-            capacity = out.capacity(),
+            size = meta.size,
             "segment encoded"
         );
-        Ok(Encoded {
-            meta: SegmentMeta {
-                size: out.len() as u64,
-                content_size: content.as_ref().map_or(0, |c| c.len() as u64),
-                ..meta
-            },
-            data: out,
-            content,
-        })
+        Ok((meta, out, content))
+    }
+}
+
+/// Counts the bytes written through it (the file's size, footer included).
+pub(crate) struct Counted<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
 /// The Parquet file being written: grows by a quarter, not by doubling, so the encoder
 /// holds at most ~25 % more than the file (see docs/architecture.md, "Memory model").
-struct Out(Vec<u8>);
+pub(crate) struct Out(Vec<u8>);
 
 impl std::io::Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -42,7 +42,7 @@ pub use deletes::{DeleteFilter, DeleteRequest, DeleteStatus, LineOp};
 pub use error::{Error, Result};
 pub use head::AppendStats;
 pub use lifecycle::{Compaction, PassReport, Retention, StreamRule, TenantRetention};
-pub use objects::{Backend, Health, Objects, S3Config};
+pub use objects::{Backend, Health, Objects, S3Config, PART_BYTES};
 pub use read::{IndexStats, SliceStats, StoreSource};
 
 use head::Head;
@@ -235,6 +235,8 @@ impl Store {
     pub async fn open_with(cfg: StoreConfig, objects: Objects) -> Result<Arc<Store>> {
         let wal_dir = cfg.data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
+        // Rewrites in progress when the process stopped: never committed, so never read.
+        let _ = std::fs::remove_dir_all(cfg.data_dir.join(rewrite::TMP_DIR));
         let mut metas = Vec::new();
         let mut delete_reqs = Vec::new();
         for path in objects.list("tenants").await? {

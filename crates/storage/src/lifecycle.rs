@@ -80,9 +80,8 @@ pub struct Compaction {
     pub enabled: bool,
     /// Segments at least this large are left alone; merged outputs stop growing near it.
     pub target_size: u64,
-    /// Most raw bytes one merge rewrites. Inputs are read a few MiB at a time, but the
-    /// compressed output (a fifth or less of this) is held until uploaded (the server
-    /// uses half of `storage.max_head_memory`).
+    /// Most raw bytes one merge rewrites (bounds its time and its temporary file; its
+    /// memory is bounded by `read_chunk`).
     pub max_merge_raw: u64,
     /// Raw bytes of rows a rewrite reads from its inputs at once (whole streams; one
     /// larger stream is read alone).
@@ -335,7 +334,7 @@ impl Store {
                     .map_err(|e| Error::Internal(e.to_string()))??;
             if let Some(enc) = enc {
                 let meta = &enc.meta;
-                self.objects.put(&meta.data_path(), enc.data).await?;
+                self.objects.put_file(&meta.data_path(), &enc.file).await?;
                 failpoint("rewrite-after-data");
                 if let Some(c) = enc.content {
                     self.objects.put(&meta.content_path(), c).await?;

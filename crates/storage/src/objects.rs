@@ -18,6 +18,7 @@ use object_store::path::Path as ObjPath;
 use object_store::prefix::PrefixStore;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
 };
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+pub const PART_BYTES: usize = 8 << 20;
 
 /// Where segment and index objects live.
 #[derive(Clone, Debug, Default)]
@@ -288,6 +292,66 @@ impl Objects {
         self.health.record(&r);
         r?;
         Ok(())
+    }
+
+    /// Writes an object from the local file `file`, which it consumes: moved into place
+    /// on the local disk, uploaded in parts of [`PART_BYTES`] elsewhere (atomically as
+    /// [`Objects::put`]), so the object is never held in memory whole.
+    pub async fn put_file(&self, path: &str, file: &Path) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let dest = root.join(path);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            if std::fs::rename(file, &dest).is_err() {
+                // Another filesystem: copy, then drop the original.
+                std::fs::copy(file, &dest)?;
+                std::fs::remove_file(file)?;
+            }
+            return Ok(());
+        }
+        let size = std::fs::metadata(file)?.len();
+        if size <= PART_BYTES as u64 {
+            let data = tokio::fs::read(file).await?;
+            self.put(path, data).await?;
+            return Ok(std::fs::remove_file(file)?);
+        }
+        let _p = self.permit().await?;
+        let r = self.upload_parts(path, file).await;
+        self.health.record(&r);
+        r?;
+        Ok(std::fs::remove_file(file)?)
+    }
+
+    async fn upload_parts(&self, path: &str, file: &Path) -> object_store::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let upload = self.store.put_multipart(&ObjPath::from(path)).await?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let io = |e: std::io::Error| object_store::Error::Generic {
+            store: "local file",
+            source: Box::new(e),
+        };
+        let sent = async {
+            let mut f = tokio::fs::File::open(file).await.map_err(io)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf).await.map_err(io)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                // At most two parts in flight: memory stays at a few parts.
+                w.wait_for_capacity(2).await?;
+                w.write(&buf[..n]);
+            }
+        }
+        .await;
+        match sent {
+            Ok(()) => w.finish().await.map(|_| ()),
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
     }
 
     /// Reads a whole object.

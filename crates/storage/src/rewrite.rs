@@ -2,15 +2,28 @@
 //! the rows a predicate keeps out as one segment. It streams: the inputs are read a few
 //! streams at a time (`compaction.read_chunk`) in the output's stream order, merged (exact
 //! duplicates dropped) and appended to the writer, so memory holds one chunk of rows plus
-//! the compressed output, not the inputs whole.
+//! the compressed output, not the inputs whole. The output goes to a file under
+//! [`TMP_DIR`], moved or uploaded in parts, so memory does not grow with the merge.
 
-use crate::encode::{Encoded, MdColumns, SegmentWriter};
+use crate::encode::{MdColumns, SegmentWriter};
 use crate::head::Head;
 use crate::segment::{stream_order, SegmentMeta, REST_COLUMN};
 use crate::{Result, Store};
 use silt_model::{Entry, Labels, Timestamp};
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Directory under the data dir for rewrite outputs not yet stored (emptied at start-up).
+pub(crate) const TMP_DIR: &str = "tmp";
+
+/// A rewritten segment: its sidecar, the local Parquet file, the content index.
+pub(crate) struct Rewritten {
+    pub meta: SegmentMeta,
+    pub file: PathBuf,
+    pub content: Option<Vec<u8>>,
+}
 
 /// Keeps or drops one row.
 type Keep<'a> = &'a (dyn Fn(&Labels, &Entry) -> bool + Send + Sync);
@@ -33,7 +46,7 @@ impl Store {
         olds: &[Arc<SegmentMeta>],
         keep: Keep<'_>,
         level: i32,
-    ) -> Result<Option<Encoded>> {
+    ) -> Result<Option<Rewritten>> {
         let mut index: HashMap<&[(String, String)], usize> = HashMap::new();
         let mut merged: Vec<Merged> = Vec::new();
         for (i, seg) in olds.iter().enumerate() {
@@ -52,7 +65,35 @@ impl Store {
         }
         merged.sort_by(|a, b| stream_order(&a.labels, &b.labels));
 
-        let mut w = SegmentWriter::new(self.md_columns(olds)?, level, self.cfg.content_index)?;
+        let dir = self.cfg.data_dir.join(TMP_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!("{id}.parquet"));
+        let out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+        let written = self.write_merged(tenant, id, olds, &merged, keep, level, out);
+        if !matches!(written, Ok(Some(_))) {
+            let _ = std::fs::remove_file(&file);
+        }
+        Ok(written?.map(|(meta, content)| Rewritten {
+            meta,
+            file,
+            content,
+        }))
+    }
+
+    /// Writes the merge of `olds` into `out`; `None` when no row survives.
+    #[allow(clippy::too_many_arguments)]
+    fn write_merged(
+        &self,
+        tenant: &str,
+        id: &str,
+        olds: &[Arc<SegmentMeta>],
+        merged: &[Merged],
+        keep: Keep<'_>,
+        level: i32,
+        out: BufWriter<std::fs::File>,
+    ) -> Result<Option<(SegmentMeta, Option<Vec<u8>>)>> {
+        let md = self.md_columns(olds)?;
+        let mut w = SegmentWriter::to(out, md, level, self.cfg.content_index)?;
         let mut start = 0;
         while start < merged.len() {
             let mut end = start + 1;
@@ -68,9 +109,11 @@ impl Store {
             return Ok(None);
         }
         let wal_through = olds.iter().map(|s| s.wal_through).max().unwrap_or(0);
-        let mut enc = w.finish(tenant, id, wal_through)?;
-        enc.meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
-        Ok(Some(enc))
+        let (mut meta, out, content) = w.close(tenant, id, wal_through)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
+        Ok(Some((meta, content)))
     }
 
     /// Reads `chunk`'s streams from every input, merges them and appends them to `w`.
@@ -80,7 +123,7 @@ impl Store {
         olds: &[Arc<SegmentMeta>],
         chunk: &[Merged],
         keep: Keep<'_>,
-        w: &mut SegmentWriter,
+        w: &mut SegmentWriter<impl Write + Send>,
     ) -> Result<()> {
         let mut wanted: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
         for (k, m) in chunk.iter().enumerate() {

@@ -180,3 +180,45 @@ async fn remote_segments_read_by_range_answer_like_local_ones() {
         objs.cache_bytes()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_on_a_remote_backend_uploads_in_parts_and_answers_the_same() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let local = Store::open(StoreConfig::new(d1.path())).await.unwrap();
+    local.append("t", batch()).await.unwrap();
+    local.flush().await.unwrap();
+    let bucket = d2.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&bucket).unwrap());
+    let mut cfg = StoreConfig::new(d2.path().join("data"));
+    (cfg.flush_zstd_level, cfg.zstd_level) = (1, 3);
+    cfg.delete_delay = std::time::Duration::ZERO;
+    let open = || Objects::remote(fs.clone(), &d2.path().join("cache"), 1 << 30, 4);
+    let store = Store::open_with(cfg.clone(), open()).await.unwrap();
+    store.append("t", batch()).await.unwrap();
+    store.flush().await.unwrap();
+
+    // The flushed segment is rewritten at the rest level, through a local file uploaded
+    // in parts (it is larger than one part).
+    let r = store.run_maintenance().await.unwrap();
+    assert_eq!((r.segments_merged, r.segments_written), (1, 1), "{r:?}");
+    let (segments, size, _) = store.segment_totals();
+    assert_eq!(segments, 1);
+    assert!(
+        size > silt_storage::PART_BYTES as u64,
+        "segment of {size} bytes"
+    );
+    let tmp = d2.path().join("data/tmp");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary files left"
+    );
+    same_answers(&local, &store).await;
+    store.shutdown().await.unwrap();
+    drop(store);
+    let _ = std::fs::remove_dir_all(d2.path().join("cache"));
+    let store = Store::open_with(cfg, open()).await.unwrap();
+    assert_eq!(store.segment_totals().1, size);
+    same_answers(&local, &store).await;
+}
