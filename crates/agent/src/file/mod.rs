@@ -19,6 +19,7 @@ use crate::stages::Pipeline;
 use crate::{now_ns, Ack, Item, Record};
 use format::{Decoder, Step};
 use positions::FileRecord;
+use silt_logfile::LineClock;
 use silt_model::{Entry, Labels};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -112,6 +113,17 @@ struct Tailer {
     state: State,
     /// Reading a decompressed copy of a `.gz`: closed at its end whatever the path does.
     archive: bool,
+    /// Times read from the lines (`line_timestamps`); `None` = read time.
+    clock: Option<LineClock>,
+}
+
+/// Time of a decoded line: the record's own (CRI/docker), else the line's, else now.
+fn entry_time(ts: Option<i64>, clock: &mut Option<LineClock>, line: &str) -> i64 {
+    match (ts, clock) {
+        (Some(ts), _) => ts,
+        (None, Some(c)) => c.stamp(line, now_ns),
+        (None, None) => now_ns(),
+    }
 }
 
 /// What the positions file will say about one file.
@@ -588,6 +600,13 @@ impl FileSource {
         self.add_tailer(p, f, (md.dev(), md.ino()), start, State::Draining, true);
     }
 
+    /// `line_timestamps`, on by default for Airflow task logs.
+    fn line_timestamps(&self) -> bool {
+        self.cfg
+            .line_timestamps
+            .unwrap_or(matches!(self.layout, Layout::Airflow))
+    }
+
     fn target_labels(&self, path: &Path) -> Option<(Labels, Labels)> {
         let mut ls: BTreeMap<String, String> = self.cfg.labels.clone().into_iter().collect();
         let mut md = Vec::new();
@@ -595,7 +614,11 @@ impl FileSource {
         ls.insert("__path__".into(), path_str.clone());
         match &self.layout {
             Layout::Plain => {
-                ls.insert("filename".into(), path_str);
+                if self.cfg.filename_label.unwrap_or(true) {
+                    ls.insert("filename".into(), path_str);
+                } else {
+                    md.push(("filename".to_string(), path_str));
+                }
             }
             Layout::Pods { root, node } => {
                 let info = paths::kubernetes(root, path, node.as_deref())?;
@@ -616,10 +639,14 @@ impl FileSource {
                 }
             }
             Layout::Airflow => {
-                ls.insert("filename".into(), path_str);
+                if self.cfg.filename_label.unwrap_or(false) {
+                    ls.insert("filename".into(), path_str);
+                } else {
+                    md.push(("filename".to_string(), path_str));
+                }
                 if let Some(info) = paths::airflow(path) {
                     ls.extend(info.labels);
-                    md = info.metadata;
+                    md.extend(info.metadata);
                 }
             }
         }
@@ -719,6 +746,7 @@ impl FileSource {
         );
         tracing::info!(source = %self.name, path = %p.display(), offset = start, "tailing");
         metrics().files_active.inc();
+        let clock = self.line_timestamps().then(|| LineClock::new(now_ns()));
         self.tailers.push(Tailer {
             id,
             path: p.to_path_buf(),
@@ -738,6 +766,7 @@ impl FileSource {
             metadata,
             state,
             archive,
+            clock,
         });
     }
 
@@ -765,6 +794,9 @@ impl FileSource {
                     self.cfg.max_line_action,
                 );
                 t.fp = (0, 0);
+                if let Some(c) = t.clock.as_mut() {
+                    *c = LineClock::new(now_ns());
+                }
                 if let Some(c) = self.committed.get_mut(&t.id) {
                     c.fp = t.fp;
                 }
@@ -886,10 +918,11 @@ impl FileSource {
                 if let Some(s) = d.stream {
                     labels.set("stream", s);
                 }
+                let ts = entry_time(d.ts, &mut t.clock, &d.line);
                 let rec = Record {
                     labels,
                     entry: Entry {
-                        ts: d.ts.unwrap_or_else(now_ns),
+                        ts,
                         line: d.line,
                         metadata: t.metadata.clone(),
                     },
@@ -968,10 +1001,11 @@ impl FileSource {
                 if let Some(s) = stream {
                     labels.set("stream", s);
                 }
+                let ts = entry_time(ts, &mut t.clock, &line);
                 let rec = Record {
                     labels,
                     entry: Entry {
-                        ts: ts.unwrap_or_else(now_ns),
+                        ts,
                         line,
                         metadata: t.metadata.clone(),
                     },
