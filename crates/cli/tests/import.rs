@@ -494,3 +494,37 @@ fn old_entries_are_refused_up_front_with_the_setting_named() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("refused"), "{err}");
 }
+
+#[test]
+fn path_template_and_static_labels_name_other_layouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&silt(), &tmp.path().join("srv"), OLD_DATA, free_port());
+    let root = tmp.path().join("old");
+    let t = silt_proto::time::format_rfc3339(BASE);
+    let access = vec![
+        format!("{t} GET /a 200"),
+        "10.0.0.1 - - [01/May/2024:02:00:00 +0200] \"GET /b\" 200".to_string(),
+    ];
+    write_lines(&root.join("web/2024-05-01/access.log"), &access, BASE);
+    write_lines(&root.join("web/notes.txt"), &["x".to_string()], BASE);
+    let out = import(
+        &server,
+        &[
+            "--no-checkpoint",
+            "--path-template",
+            "{app}/{@date}/*.log",
+            "--label",
+            "env=old",
+            root.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    // notes.txt matches neither the template nor Airflow's layouts: --label alone.
+    assert_eq!(
+        lines_of(&server, r#"{env="old", app=""}"#),
+        vec!["x".to_string()]
+    );
+    let got = lines_of(&server, r#"{app="web", env="old"} | date="2024-05-01""#);
+    assert_eq!(got, access);
+}
