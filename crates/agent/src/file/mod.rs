@@ -117,6 +117,44 @@ struct Tailer {
     clock: Option<LineClock>,
 }
 
+/// Most of a file re-read at start-up to restore its line clock.
+const REPLAY_MAX: u64 = 64 << 20;
+
+/// Reads a file from an offset through `read_at` (the tailer's own reads use offsets too).
+struct ReadAt<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl std::io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The line clock of a file read from `start`: the lines before it (up to 64 MiB) are
+/// stamped again, so that after a restart the lines that follow, continuation lines
+/// included, get the times an uninterrupted read gave them (and lines sent again after a
+/// SIGKILL are exact duplicates the server drops).
+fn replay_clock(file: &File, start: u64) -> LineClock {
+    use std::io::{BufRead, Read};
+    let mut clock = LineClock::new(now_ns());
+    if start == 0 || start > REPLAY_MAX {
+        return clock;
+    }
+    let mut r = std::io::BufReader::new(ReadAt { file, pos: 0 }.take(start));
+    let mut buf = Vec::new();
+    while r.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches('\n');
+        clock.stamp(line.strip_suffix('\r').unwrap_or(line), now_ns);
+        buf.clear();
+    }
+    clock
+}
+
 /// Time of a decoded line: the record's own (CRI/docker), else the line's, else now.
 fn entry_time(ts: Option<i64>, clock: &mut Option<LineClock>, line: &str) -> i64 {
     match (ts, clock) {
@@ -746,7 +784,7 @@ impl FileSource {
         );
         tracing::info!(source = %self.name, path = %p.display(), offset = start, "tailing");
         metrics().files_active.inc();
-        let clock = self.line_timestamps().then(|| LineClock::new(now_ns()));
+        let clock = self.line_timestamps().then(|| replay_clock(&f, start));
         self.tailers.push(Tailer {
             id,
             path: p.to_path_buf(),
