@@ -305,6 +305,15 @@ pub struct TailConfig {
     /// Also read matching `.gz` archives, once each (off: rotated archives are ignored).
     #[serde(default)]
     pub include_compressed: bool,
+    /// Each entry's time read from its line (Airflow, RFC 3339, common log, syslog
+    /// formats; continuation lines keep their record's time) instead of the read time.
+    /// Default: on for `airflow`, off otherwise. CRI/docker record times always win.
+    #[serde(default)]
+    pub line_timestamps: Option<bool>,
+    /// The path as the `filename` label (one stream per file) rather than as structured
+    /// metadata. Default: on for `file`, off for `airflow` (one stream per DAG and task).
+    #[serde(default)]
+    pub filename_label: Option<bool>,
     /// Node name label for `kubernetes_pods` (default: env `NODE_NAME`, else `HOSTNAME`).
     #[serde(default)]
     pub node_name: Option<String>,

@@ -147,6 +147,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 struct Got {
     labels: BTreeMap<String, String>,
     line: String,
+    ts: i64,
 }
 
 /// A GET against the server under test: plain HTTP or HTTPS.
@@ -176,6 +177,7 @@ fn query_via(get: Get, q: &str) -> Vec<Got> {
             out.push(Got {
                 labels: labels.clone(),
                 line: e[1].as_str().unwrap().to_string(),
+                ts: e[0].as_str().unwrap().parse().unwrap(),
             });
         }
     }
@@ -606,6 +608,83 @@ fn sigterm_flushes_pending_batch_and_airflow_paths_get_labels() {
     let pos =
         std::fs::read_to_string(tmp.path().join("agent/data/positions/airflow.yaml")).unwrap();
     assert!(pos.contains("attempt=2.log"), "{pos}");
+}
+
+#[test]
+fn airflow_backlog_gets_line_timestamps_and_one_stream_per_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let root = tmp.path().join("airflow");
+    // Written an hour before the agent reads them (a backlog): two tries of one task,
+    // with a traceback, and another task.
+    let t0 = (silt_testkit::now_ns() - 3600 * 1_000_000_000) / 1_000_000 * 1_000_000;
+    let stamp = |ms: i64| {
+        let ns = t0 + ms * 1_000_000;
+        let s = silt_proto::time::format_rfc3339(ns);
+        format!(
+            "{}.{:03}+0000",
+            s.trim_end_matches('Z'),
+            ns.rem_euclid(1_000_000_000) / 1_000_000
+        )
+    };
+    let run = "scheduled__2024-05-01T00:00:00+00:00";
+    let dir = |task: &str| root.join(format!("dag_id=etl/run_id={run}/task_id={task}"));
+    let try1 = vec![
+        format!("[{}] {{taskinstance.py:1}} INFO - starting", stamp(0)),
+        format!("[{}] {{taskinstance.py:2}} ERROR - failed", stamp(1500)),
+        "Traceback (most recent call last):".to_string(),
+        String::new(),
+        "ValueError: boom".to_string(),
+    ];
+    let try2 = vec![
+        format!("[{}] {{taskinstance.py:1}} INFO - retrying", stamp(60_000)),
+        format!("[{}] {{taskinstance.py:3}} INFO - done", stamp(61_000)),
+    ];
+    let other = vec![format!("[{}] {{x.py:1}} INFO - other task", stamp(5_000))];
+    std::fs::create_dir_all(dir("load")).unwrap();
+    std::fs::create_dir_all(dir("report")).unwrap();
+    append(&dir("load").join("attempt=1.log"), &try1);
+    append(&dir("load").join("attempt=2.log"), &try2);
+    append(&dir("report").join("attempt=1.log"), &other);
+    let cfg = format!(
+        "data_dir: {{data}}\nserver: {{listen: '{{listen}}'}}\n{}sources:\n  - type: airflow\n    root: {}\n{FAST}",
+        client_cfg(&server),
+        root.display()
+    );
+    let _agent = Agent::start(&tmp.path().join("agent"), &cfg, &[]);
+    let mut want: Vec<String> = try1.iter().chain(&try2).chain(&other).cloned().collect();
+    wait_lines(&server.addr, r#"{dag_id="etl"}"#, &want);
+    let got = query(&server.addr, r#"{dag_id="etl"}"#);
+    assert_eq!(got.len(), want.len());
+    let ms = 1_000_000;
+    let at: HashMap<&str, i64> = got.iter().map(|g| (g.line.as_str(), g.ts)).collect();
+    // The times are the lines', not the read time; the traceback follows its record
+    // 1 ns apart, in order.
+    assert_eq!(at[try1[0].as_str()], t0);
+    assert_eq!(at[try1[1].as_str()], t0 + 1500 * ms);
+    assert_eq!(at[try1[2].as_str()], t0 + 1500 * ms + 1);
+    assert_eq!(at[""], t0 + 1500 * ms + 2);
+    assert_eq!(at[try1[4].as_str()], t0 + 1500 * ms + 3);
+    assert_eq!(at[try2[0].as_str()], t0 + 60_000 * ms);
+    assert_eq!(at[other[0].as_str()], t0 + 5_000 * ms);
+    // One stream per DAG and task: both tries of `load` in one, the file as metadata.
+    let streams: std::collections::BTreeSet<(String, String)> = got
+        .iter()
+        .map(|g| (g.labels["task_id"].clone(), g.labels["filename"].clone()))
+        .collect();
+    assert_eq!(streams.len(), 3, "{streams:?}");
+    let series = silt_testkit::series(&server.addr, r#"{dag_id="etl"}"#, "since=2h");
+    assert_eq!(series.len(), 2, "{series:?}");
+    assert!(
+        series.iter().all(|s| s.get("filename").is_none()),
+        "{series:?}"
+    );
+    let tries = query(
+        &server.addr,
+        r#"{dag_id="etl", task_id="load"} | try_number="2" | filename=~".*attempt=2.log""#,
+    );
+    want = try2.clone();
+    assert_eq!(tries.into_iter().map(|t| t.line).collect::<Vec<_>>(), want);
 }
 
 #[test]

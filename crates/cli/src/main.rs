@@ -1,6 +1,7 @@
 //! `silt`: the server and the command-line tools in one binary.
 
 mod gofmt;
+mod import;
 mod logcli;
 mod remote;
 
@@ -76,6 +77,9 @@ enum Cmd {
     /// Bytes stored per series (or label) for a selector, per step.
     #[command(name = "volume_range")]
     VolumeRange(logcli::VolumeArgs),
+    /// Backfill log files and directory trees (Airflow task logs recognised) into a
+    /// running server over the push API; resumable (docs/import.md).
+    Import(import::ImportArgs),
 }
 
 /// Flags override the YAML config file; every option is documented in config/server.example.yaml.
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
         Cmd::Stats(a) => verb(logcli::stats(&a)),
         Cmd::Volume(a) => verb(logcli::volume(&a, false)),
         Cmd::VolumeRange(a) => verb(logcli::volume(&a, true)),
+        Cmd::Import(a) => import::run(&a),
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => {
                 println!("{cfg:#?}");

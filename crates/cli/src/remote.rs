@@ -98,14 +98,20 @@ impl Remote {
 
     /// `path` with query `params` as a URL, with the request logged unless quiet.
     fn url(&self, path: &str, params: &[(&str, String)]) -> Result<reqwest::Url, String> {
+        let url = self.silent_url(path, params)?;
+        if !self.args.quiet {
+            eprintln!("{url}");
+        }
+        Ok(url)
+    }
+
+    /// `path` with query `params` as a URL.
+    fn silent_url(&self, path: &str, params: &[(&str, String)]) -> Result<reqwest::Url, String> {
         let base = self.args.addr.trim_end_matches('/');
         let mut url = reqwest::Url::parse(&format!("{base}{path}"))
             .map_err(|e| format!("invalid address {base:?}: {e}"))?;
         url.query_pairs_mut()
             .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
-        if !self.args.quiet {
-            eprintln!("{url}");
-        }
         Ok(url)
     }
 
@@ -164,9 +170,8 @@ impl Remote {
         Ok(socket)
     }
 
-    /// GET `path` with query `params`; the JSON body of a 200, else the server's message.
-    pub fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, String> {
-        let mut req = self.client.get(self.url(path, params)?);
+    /// Sends `req` with the tenant and credentials; any answer, or the transport error.
+    fn send(&self, mut req: reqwest::RequestBuilder) -> Result<Answer, String> {
         if let Some(o) = &self.args.org_id {
             req = req.header("X-Scope-OrgID", o);
         }
@@ -178,15 +183,62 @@ impl Remote {
                 .send()
                 .await
                 .map_err(|e| format!("request failed: {e}"))?;
-            let status = resp.status();
-            let body = resp.bytes().await.map_err(|e| e.to_string())?;
-            if !status.is_success() {
-                return Err(format!(
-                    "Error response from server: {} ({status})",
-                    String::from_utf8_lossy(&body).trim_end()
-                ));
-            }
-            serde_json::from_slice(&body).map_err(|e| format!("invalid JSON from server: {e}"))
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            Ok(Answer {
+                status,
+                retry_after,
+                body,
+            })
         })
+    }
+
+    /// GET `path` with query `params`; the JSON body of a 200, else the server's message.
+    pub fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, String> {
+        let a = self.send(self.client.get(self.url(path, params)?))?;
+        if !(200..300).contains(&a.status) {
+            return Err(format!(
+                "Error response from server: {} ({})",
+                a.text(),
+                reqwest::StatusCode::from_u16(a.status).map_err(|e| e.to_string())?
+            ));
+        }
+        serde_json::from_slice(&a.body).map_err(|e| format!("invalid JSON from server: {e}"))
+    }
+
+    /// GET `path` without logging it; the answer whatever its status.
+    pub fn get_answer(&self, path: &str) -> Result<Answer, String> {
+        self.send(self.client.get(self.silent_url(path, &[])?))
+    }
+
+    /// POST `body` to `path` (not logged); the answer whatever its status.
+    pub fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Answer, String> {
+        let req = self
+            .client
+            .post(self.silent_url(path, &[])?)
+            .header("Content-Type", content_type)
+            .body(body);
+        self.send(req)
+    }
+}
+
+/// A server's answer to a request.
+pub struct Answer {
+    pub status: u16,
+    /// `Retry-After` in seconds, when sent.
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text, trailing whitespace trimmed.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).trim_end().to_string()
     }
 }

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
 use crate::refusals::{log_refusals, Reason, RefusalLog};
-use crate::{delete, drilldown, push, query, tail};
+use crate::{delete, drilldown, limits, push, query, tail};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -177,6 +177,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/loki/api/v1/format_query",
             get(query::format_query).post(query::format_query),
         )
+        .route("/silt/api/v1/limits", get(limits::limits))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/metrics", get(metrics))
         .layer(CompressionLayer::new().gzip(true));

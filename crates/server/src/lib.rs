@@ -10,6 +10,7 @@ mod delete;
 mod drilldown;
 pub mod encode;
 mod limiter;
+mod limits;
 pub mod metrics;
 pub mod params;
 mod push;

@@ -296,6 +296,16 @@ pub fn push_json(
     assert_eq!(status, 204, "{}", String::from_utf8_lossy(&resp));
 }
 
+/// The label sets of the series `matcher` selects; `params` adds query parameters
+/// (`since=2h`, `start=…&end=…`).
+pub fn series(addr: &str, matcher: &str, params: &str) -> Vec<serde_json::Value> {
+    let path = format!("/loki/api/v1/series?match[]={}&{params}", enc(matcher));
+    let (status, body) = http(addr, "GET", &path, &[], b"").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["data"].as_array().cloned().unwrap_or_default()
+}
+
 /// Every line `query` returns in `[start, end)`, paging forward 5000 at a time.
 pub fn query_lines(addr: &str, query: &str, mut start: i64, end: i64) -> Vec<String> {
     let mut out = Vec::new();

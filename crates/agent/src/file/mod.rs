@@ -19,6 +19,7 @@ use crate::stages::Pipeline;
 use crate::{now_ns, Ack, Item, Record};
 use format::{Decoder, Step};
 use positions::FileRecord;
+use silt_logfile::LineClock;
 use silt_model::{Entry, Labels};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -112,6 +113,55 @@ struct Tailer {
     state: State,
     /// Reading a decompressed copy of a `.gz`: closed at its end whatever the path does.
     archive: bool,
+    /// Times read from the lines (`line_timestamps`); `None` = read time.
+    clock: Option<LineClock>,
+}
+
+/// Most of a file re-read at start-up to restore its line clock.
+const REPLAY_MAX: u64 = 64 << 20;
+
+/// Reads a file from an offset through `read_at` (the tailer's own reads use offsets too).
+struct ReadAt<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl std::io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The line clock of a file read from `start`: the lines before it (up to 64 MiB) are
+/// stamped again, so that after a restart the lines that follow, continuation lines
+/// included, get the times an uninterrupted read gave them (and lines sent again after a
+/// SIGKILL are exact duplicates the server drops).
+fn replay_clock(file: &File, start: u64) -> LineClock {
+    use std::io::{BufRead, Read};
+    let mut clock = LineClock::new(now_ns());
+    if start == 0 || start > REPLAY_MAX {
+        return clock;
+    }
+    let mut r = std::io::BufReader::new(ReadAt { file, pos: 0 }.take(start));
+    let mut buf = Vec::new();
+    while r.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches('\n');
+        clock.stamp(line.strip_suffix('\r').unwrap_or(line), now_ns);
+        buf.clear();
+    }
+    clock
+}
+
+/// Time of a decoded line: the record's own (CRI/docker), else the line's, else now.
+fn entry_time(ts: Option<i64>, clock: &mut Option<LineClock>, line: &str) -> i64 {
+    match (ts, clock) {
+        (Some(ts), _) => ts,
+        (None, Some(c)) => c.stamp(line, now_ns),
+        (None, None) => now_ns(),
+    }
 }
 
 /// What the positions file will say about one file.
@@ -588,6 +638,13 @@ impl FileSource {
         self.add_tailer(p, f, (md.dev(), md.ino()), start, State::Draining, true);
     }
 
+    /// `line_timestamps`, on by default for Airflow task logs.
+    fn line_timestamps(&self) -> bool {
+        self.cfg
+            .line_timestamps
+            .unwrap_or(matches!(self.layout, Layout::Airflow))
+    }
+
     fn target_labels(&self, path: &Path) -> Option<(Labels, Labels)> {
         let mut ls: BTreeMap<String, String> = self.cfg.labels.clone().into_iter().collect();
         let mut md = Vec::new();
@@ -595,7 +652,11 @@ impl FileSource {
         ls.insert("__path__".into(), path_str.clone());
         match &self.layout {
             Layout::Plain => {
-                ls.insert("filename".into(), path_str);
+                if self.cfg.filename_label.unwrap_or(true) {
+                    ls.insert("filename".into(), path_str);
+                } else {
+                    md.push(("filename".to_string(), path_str));
+                }
             }
             Layout::Pods { root, node } => {
                 let info = paths::kubernetes(root, path, node.as_deref())?;
@@ -616,10 +677,14 @@ impl FileSource {
                 }
             }
             Layout::Airflow => {
-                ls.insert("filename".into(), path_str);
+                if self.cfg.filename_label.unwrap_or(false) {
+                    ls.insert("filename".into(), path_str);
+                } else {
+                    md.push(("filename".to_string(), path_str));
+                }
                 if let Some(info) = paths::airflow(path) {
                     ls.extend(info.labels);
-                    md = info.metadata;
+                    md.extend(info.metadata);
                 }
             }
         }
@@ -719,6 +784,7 @@ impl FileSource {
         );
         tracing::info!(source = %self.name, path = %p.display(), offset = start, "tailing");
         metrics().files_active.inc();
+        let clock = self.line_timestamps().then(|| replay_clock(&f, start));
         self.tailers.push(Tailer {
             id,
             path: p.to_path_buf(),
@@ -738,6 +804,7 @@ impl FileSource {
             metadata,
             state,
             archive,
+            clock,
         });
     }
 
@@ -765,6 +832,9 @@ impl FileSource {
                     self.cfg.max_line_action,
                 );
                 t.fp = (0, 0);
+                if let Some(c) = t.clock.as_mut() {
+                    *c = LineClock::new(now_ns());
+                }
                 if let Some(c) = self.committed.get_mut(&t.id) {
                     c.fp = t.fp;
                 }
@@ -886,10 +956,11 @@ impl FileSource {
                 if let Some(s) = d.stream {
                     labels.set("stream", s);
                 }
+                let ts = entry_time(d.ts, &mut t.clock, &d.line);
                 let rec = Record {
                     labels,
                     entry: Entry {
-                        ts: d.ts.unwrap_or_else(now_ns),
+                        ts,
                         line: d.line,
                         metadata: t.metadata.clone(),
                     },
@@ -968,10 +1039,11 @@ impl FileSource {
                 if let Some(s) = stream {
                     labels.set("stream", s);
                 }
+                let ts = entry_time(ts, &mut t.clock, &line);
                 let rec = Record {
                     labels,
                     entry: Entry {
-                        ts: ts.unwrap_or_else(now_ns),
+                        ts,
                         line,
                         metadata: t.metadata.clone(),
                     },

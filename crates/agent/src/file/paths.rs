@@ -1,15 +1,7 @@
 //! Labels derived from well-known path layouts.
 
-use regex::Regex;
+pub use silt_logfile::{airflow, PathInfo};
 use std::path::Path;
-use std::sync::OnceLock;
-
-/// Labels and structured metadata learnt from a path.
-#[derive(Debug, Default, PartialEq)]
-pub struct PathInfo {
-    pub labels: Vec<(String, String)>,
-    pub metadata: Vec<(String, String)>,
-}
 
 fn kv(k: &str, v: &str) -> (String, String) {
     (k.to_string(), v.to_string())
@@ -52,27 +44,6 @@ pub fn kubernetes(root: &Path, path: &Path, node: Option<&str>) -> Option<PathIn
     })
 }
 
-/// Airflow ≥ 2.3 task log layout: dag_id and task_id become labels (low cardinality);
-/// run_id, map_index and try_number become structured metadata.
-pub fn airflow(path: &Path) -> Option<PathInfo> {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        Regex::new(
-            r"(?:^|/)dag_id=([^/]+)/run_id=([^/]+)/task_id=([^/]+)/(?:map_index=(-?\d+)/)?attempt=(\d+)\.log$",
-        )
-        .expect("static regex")
-    });
-    let c = re.captures(path.to_str()?)?;
-    let mut metadata = vec![kv("run_id", &c[2]), kv("try_number", &c[5])];
-    if let Some(m) = c.get(4) {
-        metadata.push(kv("map_index", m.as_str()));
-    }
-    Some(PathInfo {
-        labels: vec![kv("dag_id", &c[1]), kv("task_id", &c[3])],
-        metadata,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,25 +74,5 @@ mod tests {
         );
         assert!(kubernetes(Path::new("/r"), Path::new("/r/bad/c/0.log"), None).is_none());
         assert!(kubernetes(Path::new("/r"), Path::new("/other/a_b_c/c/0.log"), None).is_none());
-    }
-
-    #[test]
-    fn airflow_path() {
-        let i = airflow(Path::new(
-            "/opt/airflow/logs/dag_id=etl.daily/run_id=manual__2024-05-01T10:00:00.123456+00:00/task_id=load-1/map_index=3/attempt=2.log",
-        ))
-        .unwrap();
-        assert_eq!(
-            i.labels,
-            vec![kv("dag_id", "etl.daily"), kv("task_id", "load-1")]
-        );
-        assert!(i
-            .metadata
-            .contains(&kv("run_id", "manual__2024-05-01T10:00:00.123456+00:00")));
-        assert!(i.metadata.contains(&kv("map_index", "3")));
-        assert!(i.metadata.contains(&kv("try_number", "2")));
-        let i = airflow(Path::new("/l/dag_id=d/run_id=r/task_id=t/attempt=1.log")).unwrap();
-        assert_eq!(i.metadata, vec![kv("run_id", "r"), kv("try_number", "1")]);
-        assert!(airflow(Path::new("/l/scheduler/latest.log")).is_none());
     }
 }

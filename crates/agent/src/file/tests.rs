@@ -13,6 +13,8 @@ struct Harness {
     thread: Option<std::thread::JoinHandle<()>>,
     client: Option<std::thread::JoinHandle<()>>,
     got: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Entry times, beside `got`.
+    times: Arc<std::sync::Mutex<Vec<i64>>>,
 }
 
 impl Harness {
@@ -32,6 +34,7 @@ impl Harness {
         .unwrap();
         self.thread = Some(std::thread::spawn(move || src.run()));
         let got = self.got.clone();
+        let times = self.times.clone();
         // A client that acknowledges everything it receives, in order.
         self.client = Some(std::thread::spawn(move || {
             while let Some(items) = rx.blocking_recv() {
@@ -39,6 +42,7 @@ impl Harness {
                     let ack = match it {
                         Item::Record(r) => {
                             got.lock().unwrap().push(r.entry.line);
+                            times.lock().unwrap().push(r.entry.ts);
                             r.ack
                         }
                         Item::Ack(a) => Some(a),
@@ -103,6 +107,7 @@ fn model_random_writes_rotations_truncations_and_restarts_deliver_exactly_once()
             thread: None,
             client: None,
             got: Default::default(),
+            times: Default::default(),
         };
         h.start();
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -214,6 +219,7 @@ fn harness_glob(tmp: &Path, glob: &str, extra: &str) -> (Harness, PathBuf) {
         thread: None,
         client: None,
         got: Default::default(),
+        times: Default::default(),
     };
     (h, logs)
 }
@@ -439,4 +445,36 @@ fn include_compressed_reads_gz_archives_once() {
         1
     );
     assert_eq!(*h.got.lock().unwrap(), vec!["four"]);
+}
+
+#[test]
+fn line_times_survive_a_restart_in_the_middle_of_a_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, logs) = harness(tmp.path(), "line_timestamps: true\n");
+    let app = logs.join("task.log");
+    append_lines(
+        &app,
+        &[
+            "[2024-05-01T10:00:00.000+0000] {x.py:1} ERROR - failed",
+            "Traceback (most recent call last):",
+        ],
+    );
+    h.start();
+    h.wait_received(2);
+    h.stop();
+    // Restarted between two lines of the traceback: the rest keeps the record's time.
+    append_lines(
+        &app,
+        &[
+            "ValueError: boom",
+            "[2024-05-01T10:00:01.000+0000] {x.py:2} INFO - next",
+        ],
+    );
+    h.start();
+    h.finish(4);
+    let t = 1_714_557_600_000_000_000;
+    assert_eq!(
+        *h.times.lock().unwrap(),
+        vec![t, t + 1, t + 2, t + 1_000_000_000]
+    );
 }
