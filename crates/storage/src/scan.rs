@@ -243,8 +243,11 @@ pub fn read_timestamps(
 ) -> Result<HashMap<usize, Vec<Timestamp>>> {
     let (start, end) = slices.range;
     let reader = open_reader(file, meta, &slices, |c| c == "stream" || c == "ts", stats)?;
-    let mut out: HashMap<usize, Vec<Timestamp>> =
-        slices.wanted.iter().map(|&i| (i, Vec::new())).collect();
+    // By stream index: rows come grouped by stream, so no per-row hashing.
+    let mut by_index: Vec<Option<Vec<Timestamp>>> = vec![None; slices.seg.streams.len()];
+    for &i in slices.wanted {
+        by_index[i] = Some(Vec::new());
+    }
     let mut n = 0u64;
     for batch in reader {
         let batch = batch?;
@@ -254,14 +257,18 @@ pub fn read_timestamps(
             if *t < start || *t >= end {
                 continue;
             }
-            if let Some(dst) = out.get_mut(&(*s as usize)) {
+            if let Some(Some(dst)) = by_index.get_mut(*s as usize) {
                 dst.push(*t);
                 n += 1;
             }
         }
     }
     stats::add(&stats.decompressed_lines, n);
-    Ok(out)
+    Ok(by_index
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v?)))
+        .collect())
 }
 
 /// Reads, in one pass over the file, the rows with `start <= ts < end` of the streams at

@@ -218,10 +218,11 @@ fn eval_slice(
 ) -> Result<StepMatrix> {
     let req = request(engine, r, tenant, grid);
     crate::stats::add(&engine.stats().splits, 1);
-    let mut by_series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
-    if !count_timestamps(engine, r, &req, pushdown, &mut by_series)? {
-        extract(engine, r, &req, pushdown, &mut by_series)?;
+    if let Some(counted) = count_timestamps(engine, r, &req, grid, pushdown)? {
+        return Ok(counted);
     }
+    let mut by_series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+    extract(engine, r, &req, pushdown, &mut by_series)?;
     finish(r, grid, by_series)
 }
 
@@ -291,38 +292,73 @@ fn extract(
     Ok(())
 }
 
-/// Pipeline-less counts grouped by labels: one series per stream from its timestamps
-/// alone, when the source can give them (false: entries must be read instead).
+/// Pipeline-less counts grouped by labels, from each stream's timestamps alone when the
+/// source can give them (`None`: entries must be read instead). Each stream's sorted
+/// timestamps are counted into its series' steps directly, never turned into samples.
 fn count_timestamps(
     engine: &Engine<'_>,
     r: &RangeAggregation,
     req: &SelectRequest<'_>,
+    grid: &Grid,
     pushdown: Option<&Grouping>,
-    by_series: &mut HashMap<Labels, Vec<(i64, f64)>>,
-) -> Result<bool> {
+) -> Result<Option<StepMatrix>> {
     let Some(g) = r
         .grouping
         .as_ref()
         .or(pushdown)
         .filter(|_| timestamps_suffice(engine, r, pushdown))
     else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(streams) = engine.source().timestamps(req, &g.labels)? else {
-        return Ok(false);
+        return Ok(None);
     };
-    for (labels, ts) in streams {
+    let mut counts: HashMap<Labels, Vec<u64>> = HashMap::new();
+    for (labels, mut ts) in streams {
         crate::stats::add(&engine.stats().post_filter_lines, ts.len() as u64);
         let series = EntryLabels::new(labels, Labels::new()).project(&g.labels);
-        if !by_series.contains_key(&series) && by_series.len() >= engine.limits().max_series {
+        if !counts.contains_key(&series) && counts.len() >= engine.limits().max_series {
             return Err(series_limit(engine.limits().max_series));
         }
-        by_series
+        if !ts.is_sorted() {
+            ts.sort_unstable();
+        }
+        let c = counts
             .entry(series)
-            .or_default()
-            .extend(ts.into_iter().map(|t| (t, 1.0)));
+            .or_insert_with(|| vec![0; grid.steps.len()]);
+        step_counts(r, grid, &ts, c);
     }
-    Ok(true)
+    let range_s = r.range as f64 / 1e9;
+    let mut out = StepMatrix::default();
+    for (labels, c) in counts {
+        if c.iter().all(|&n| n == 0) {
+            continue;
+        }
+        pipeline_error(&labels)?;
+        let value = |n: u64| match r.op {
+            RangeOp::Rate => n as f64 / range_s,
+            _ => n as f64,
+        };
+        let values = c.into_iter().map(|n| (n > 0).then(|| value(n))).collect();
+        out.series.push((labels, values));
+    }
+    Ok(Some(out))
+}
+
+/// Adds to `out[i]` how many of the sorted `ts` fall in step i's window, as [`windows`].
+fn step_counts(r: &RangeAggregation, grid: &Grid, ts: &[i64], out: &mut [u64]) {
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for (&t, n) in grid.steps.iter().zip(out.iter_mut()) {
+        let (start, end) = (t - r.range - r.offset, t - r.offset);
+        while lo < ts.len() && ts[lo] <= start {
+            lo += 1;
+        }
+        hi = hi.max(lo);
+        while hi < ts.len() && ts[hi] <= end {
+            hi += 1;
+        }
+        *n += (hi - lo) as u64;
+    }
 }
 
 /// Whether a range aggregation is a pipeline-less count grouped by labels, which
