@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use silt_model::{Entry, Labels};
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,21 +254,11 @@ fn load_cursor(p: &Path) -> Option<String> {
 
 /// Atomic and durable (temp file, fsync, rename, fsync dir), like the positions files.
 fn save_cursor(p: &Path, cursor: &str) -> std::io::Result<()> {
-    let dir = p.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let text = serde_yaml::to_string(&CursorFile {
         cursor: Some(cursor.to_string()),
     })
     .map_err(std::io::Error::other)?;
-    let tmp = p.with_extension("yaml.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, p)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    silt_logfile::write_atomic(p, text.as_bytes())
 }
 
 /// Reads one `\n`-terminated line into `buf`, keeping at most `max` bytes (the rest of a

@@ -12,7 +12,6 @@ use crate::{now_ns, Ack, Item, Record, TENANT_LABEL};
 use silt_model::{Entry, Labels};
 use silt_proto::{decode_push, encode_push_protobuf, DecodeLimits, PushStream};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
@@ -173,15 +172,7 @@ impl Buffer {
         }
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         let path = self.dir.join(format!("{seq:020}.push"));
-        let tmp = path.with_extension("tmp");
-        let io = |e: std::io::Error| PushReject::Io(e.to_string());
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&data).map_err(io)?;
-        f.sync_data().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        silt_logfile::write_atomic(&path, &data).map_err(|e| PushReject::Io(e.to_string()))?;
         metrics()
             .buffer_bytes
             .set((total + data.len() as u64) as i64);

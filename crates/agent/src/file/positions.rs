@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One file's resume point and identity.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -102,22 +101,12 @@ pub fn load(path: &Path) -> Vec<FileRecord> {
 
 /// Writes records atomically (temp file, fsync, rename, fsync dir).
 pub fn save(path: &Path, files: &[FileRecord]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp: PathBuf = path.with_extension("yaml.tmp");
     let text = serde_yaml::to_string(&PositionsFile {
         version: 1,
         files: files.to_vec(),
     })
     .map_err(std::io::Error::other)?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    silt_logfile::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]

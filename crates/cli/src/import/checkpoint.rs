@@ -5,7 +5,6 @@
 use serde_json::{json, Map, Value};
 use silt_logfile::ClockState;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where one file stands.
@@ -90,14 +89,8 @@ impl Checkpoint {
             })
             .collect();
         let body = json!({"version": 1, "files": files}).to_string();
-        let tmp = p.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(body.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, p)
-        };
-        write().map_err(|e| format!("writing checkpoint {}: {e}", p.display()))
+        silt_logfile::write_atomic(p, body.as_bytes())
+            .map_err(|e| format!("writing checkpoint {}: {e}", p.display()))
     }
 }
 

@@ -215,7 +215,7 @@ impl<'a> Import<'a> {
         let ck = Checkpoint::load(ck_path.clone())?;
         let skip: Vec<PathBuf> = ck_path
             .iter()
-            .flat_map(|p| [p.clone(), p.with_extension("tmp")])
+            .flat_map(|p| [p.clone(), silt_logfile::atomic_temp(p)])
             .collect();
         let (files, found_problems) = source::collect(&args.paths, &skip);
         problems.extend(found_problems);
