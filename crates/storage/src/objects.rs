@@ -294,33 +294,37 @@ impl Objects {
         Ok(())
     }
 
-    /// Writes an object from the local file `file`, which it consumes: moved into place
-    /// on the local disk, uploaded in parts of [`PART_BYTES`] elsewhere (atomically as
-    /// [`Objects::put`]), so the object is never held in memory whole.
+    /// Writes an object from the local file `file`, which it consumes (also when the write
+    /// fails, so failed attempts leave nothing behind): moved into place on the local disk,
+    /// uploaded in parts of [`PART_BYTES`] elsewhere (atomically as [`Objects::put`]), so
+    /// the object is never held in memory whole.
     pub async fn put_file(&self, path: &str, file: &Path) -> Result<()> {
+        let r = self.store_file(path, file).await;
+        let _ = std::fs::remove_file(file);
+        r
+    }
+
+    async fn store_file(&self, path: &str, file: &Path) -> Result<()> {
         if let Some(root) = &self.local_root {
             let dest = root.join(path);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             if std::fs::rename(file, &dest).is_err() {
-                // Another filesystem: copy, then drop the original.
+                // Another filesystem: copy (the caller drops the original).
                 std::fs::copy(file, &dest)?;
-                std::fs::remove_file(file)?;
             }
             return Ok(());
         }
         let size = std::fs::metadata(file)?.len();
         if size <= PART_BYTES as u64 {
             let data = tokio::fs::read(file).await?;
-            self.put(path, data).await?;
-            return Ok(std::fs::remove_file(file)?);
+            return self.put(path, data).await;
         }
         let _p = self.permit().await?;
         let r = self.upload_parts(path, file).await;
         self.health.record(&r);
-        r?;
-        Ok(std::fs::remove_file(file)?)
+        Ok(r?)
     }
 
     async fn upload_parts(&self, path: &str, file: &Path) -> object_store::Result<()> {
