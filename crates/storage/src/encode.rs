@@ -46,8 +46,8 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
 
 /// A segment ready to upload.
 pub struct Encoded {
-    /// The Parquet file.
-    pub data: Vec<u8>,
+    /// The Parquet file, in parts of [`OUT_PART`] bytes.
+    pub data: Vec<Vec<u8>>,
     /// The content index, when asked for.
     pub content: Option<Vec<u8>>,
     /// The sidecar.
@@ -58,7 +58,7 @@ impl Encoded {
     /// Uploads the objects in commit order: data and content index first, then the
     /// sidecar, whose presence means a complete segment.
     pub(crate) async fn put(self, objects: &crate::objects::Objects) -> Result<SegmentMeta> {
-        objects.put(&self.meta.data_path(), self.data).await?;
+        objects.put_parts(&self.meta.data_path(), self.data).await?;
         if let Some(c) = self.content {
             objects.put(&self.meta.content_path(), c).await?;
         }
@@ -151,7 +151,7 @@ pub(crate) struct SegmentWriter<W: std::io::Write + Send = Out> {
 
 impl SegmentWriter<Out> {
     pub(crate) fn new(md: MdColumns, level: i32, content_index: bool) -> Result<Self> {
-        SegmentWriter::to(Out(Vec::new()), md, level, content_index)
+        SegmentWriter::to(Out::default(), md, level, content_index)
     }
 
     /// Closes the file.
@@ -159,7 +159,7 @@ impl SegmentWriter<Out> {
         let (meta, out, content) = self.close(tenant, id, wal_through)?;
         Ok(Encoded {
             meta,
-            data: out.0,
+            data: out.parts,
             content,
         })
     }
@@ -302,15 +302,33 @@ impl<W: std::io::Write> std::io::Write for Counted<W> {
     }
 }
 
-/// The Parquet file being written: grows by a quarter, not by doubling, so the encoder
-/// holds at most ~25 % more than the file (see docs/architecture.md, "Memory model").
-pub(crate) struct Out(Vec<u8>);
+/// Bytes per part of a segment encoded in memory.
+pub(crate) const OUT_PART: usize = 1 << 20;
+
+/// The Parquet file being written, in parts of one size that are never reallocated:
+/// growing one buffer copied the file several times per flush and left blocks of every
+/// size with the allocator (see docs/architecture.md, "Memory model").
+#[derive(Default)]
+pub(crate) struct Out {
+    parts: Vec<Vec<u8>>,
+}
 
 impl std::io::Write for Out {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        crate::head::reserve(&mut self.0, buf.len(), 1 << 20);
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len();
+        while !buf.is_empty() {
+            let part = match self.parts.last_mut() {
+                Some(p) if p.len() < OUT_PART => p,
+                _ => {
+                    self.parts.push(Vec::with_capacity(OUT_PART));
+                    self.parts.last_mut().expect("just pushed")
+                }
+            };
+            let take = buf.len().min(OUT_PART - part.len());
+            part.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

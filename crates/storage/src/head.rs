@@ -1,9 +1,9 @@
 //! The in-memory head: entries acknowledged (in the WAL) but not yet in a segment.
 //!
-//! Each stream keeps its entries in columnar arenas (timestamps, offsets, one byte
-//! buffer for lines and metadata) so the head costs a few bytes per entry beyond
-//! the data itself. Entries are appended in arrival order; the stream is re-sorted
-//! lazily (stable, so equal timestamps keep arrival order) when it is read.
+//! Each stream keeps its entries in columnar arenas (timestamps, locations, and the
+//! lines with their metadata in fixed-size chunks) so the head costs a few bytes per
+//! entry beyond the data itself. Entries are appended in arrival order; the stream is
+//! re-sorted lazily (stable, so equal timestamps keep arrival order) when it is read.
 
 use crate::codec::{Reader, StreamBatch};
 use crate::Result;
@@ -44,17 +44,68 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, extra: usize, min: usize) {
     }
 }
 
+/// Bytes per data chunk. Lines and metadata go into chunks of one size that never grow:
+/// arenas grown by reallocation copied each byte ~5 times per flush and left the
+/// allocator with blocks of every size, which kept RSS at ~2.5x the live heap while
+/// ingesting (BENCHMARKS.md, "Memory while ingesting").
+pub(crate) const CHUNK: usize = 64 << 10;
+
+/// Where an entry is: its chunk and, within it, where its line starts and ends and
+/// where its metadata (after the line) ends. Sorting permutes these, never the data.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    chunk: u32,
+    start: u32,
+    line_end: u32,
+    end: u32,
+}
+
+/// Entries' bytes (line, then encoded metadata) in [`CHUNK`]-sized chunks, in entry order;
+/// an entry larger than a chunk gets a chunk of its own size.
+#[derive(Debug, Default)]
+struct Chunks {
+    chunks: Vec<Vec<u8>>,
+    /// Bytes allocated by the chunks.
+    cap: usize,
+}
+
+impl Chunks {
+    /// Appends an entry's line and metadata; returns its location.
+    fn put(&mut self, line: &[u8], meta: &[u8]) -> Loc {
+        let need = line.len() + meta.len();
+        if self
+            .chunks
+            .last()
+            .is_none_or(|c| c.capacity() - c.len() < need)
+        {
+            let c = Vec::with_capacity(need.max(CHUNK));
+            self.cap += c.capacity();
+            reserve(&mut self.chunks, 1, 16);
+            self.chunks.push(c);
+        }
+        let chunk = self.chunks.len() - 1;
+        let c = &mut self.chunks[chunk];
+        let start = c.len() as u32;
+        c.extend_from_slice(line);
+        let line_end = c.len() as u32;
+        c.extend_from_slice(meta);
+        Loc {
+            chunk: chunk as u32,
+            start,
+            line_end,
+            end: c.len() as u32,
+        }
+    }
+}
+
 /// One stream's head data.
 #[derive(Debug)]
 pub struct HeadStream {
     /// Indexed labels.
     pub labels: Arc<Labels>,
     ts: Vec<Timestamp>,
-    /// End offset in `data` of each entry's line; its metadata follows up to the next start.
-    line_end: Vec<u32>,
-    /// End offset in `data` of each entry (line + encoded metadata).
-    end: Vec<u32>,
-    data: Vec<u8>,
+    loc: Vec<Loc>,
+    data: Chunks,
     /// Identity hashes of held entries, for dedup.
     seen: HashSeen,
     sorted: bool,
@@ -71,9 +122,8 @@ impl HeadStream {
         HeadStream {
             labels,
             ts: Vec::new(),
-            line_end: Vec::new(),
-            end: Vec::new(),
-            data: Vec::new(),
+            loc: Vec::new(),
+            data: Chunks::default(),
             seen: HashSeen::default(),
             sorted: true,
             bytes: 0,
@@ -96,26 +146,21 @@ impl HeadStream {
     pub fn mem(&self) -> usize {
         // A hash set bucket is the u64 and a control byte; buckets are ~8/7 of capacity.
         std::mem::size_of::<Self>()
-            + self.data.capacity()
+            + self.data.cap
+            + self.data.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
             + self.ts.capacity() * 8
-            + (self.line_end.capacity() + self.end.capacity()) * 4
+            + self.loc.capacity() * std::mem::size_of::<Loc>()
             + self.seen.capacity() * 9 * 8 / 7
     }
 
-    fn start(&self, i: usize) -> usize {
-        if i == 0 {
-            0
-        } else {
-            self.end[i - 1] as usize
-        }
-    }
-
     fn line(&self, i: usize) -> &[u8] {
-        &self.data[self.start(i)..self.line_end[i] as usize]
+        let l = self.loc[i];
+        &self.data.chunks[l.chunk as usize][l.start as usize..l.line_end as usize]
     }
 
     fn meta_bytes(&self, i: usize) -> &[u8] {
-        &self.data[self.line_end[i] as usize..self.end[i] as usize]
+        let l = self.loc[i];
+        &self.data.chunks[l.chunk as usize][l.line_end as usize..l.end as usize]
     }
 
     /// Timestamp of entry `i` in the current order.
@@ -203,14 +248,9 @@ impl HeadStream {
         if ts < self.max_ts {
             self.sorted = false;
         }
-        reserve(&mut self.data, line.len() + meta.len(), 4096);
         reserve(&mut self.ts, 1, 64);
-        reserve(&mut self.line_end, 1, 64);
-        reserve(&mut self.end, 1, 64);
-        self.data.extend_from_slice(line);
-        self.line_end.push(self.data.len() as u32);
-        self.data.extend_from_slice(meta);
-        self.end.push(self.data.len() as u32);
+        reserve(&mut self.loc, 1, 64);
+        self.loc.push(self.data.put(line, meta));
         self.ts.push(ts);
         self.bytes += line.len() + meta_size;
         self.min_ts = self.min_ts.min(ts);
@@ -218,7 +258,8 @@ impl HeadStream {
         true
     }
 
-    /// Sorts by timestamp, keeping arrival order among equal timestamps.
+    /// Sorts by timestamp, keeping arrival order among equal timestamps. Only timestamps
+    /// and locations move; the data stays where it is, so memory does not change.
     pub fn sort(&mut self) {
         if self.sorted {
             return;
@@ -227,21 +268,13 @@ impl HeadStream {
         idx.sort_by_key(|&i| self.ts[i as usize]);
         // Same capacities as before, so the head's memory count (`mem`) stays right.
         let mut ts = Vec::with_capacity(self.ts.capacity());
-        let mut line_end = Vec::with_capacity(self.line_end.capacity());
-        let mut end = Vec::with_capacity(self.end.capacity());
-        let mut data = Vec::with_capacity(self.data.capacity());
+        let mut loc = Vec::with_capacity(self.loc.capacity());
         for &i in &idx {
-            let i = i as usize;
-            ts.push(self.ts[i]);
-            data.extend_from_slice(self.line(i));
-            line_end.push(data.len() as u32);
-            data.extend_from_slice(self.meta_bytes(i));
-            end.push(data.len() as u32);
+            ts.push(self.ts[i as usize]);
+            loc.push(self.loc[i as usize]);
         }
         self.ts = ts;
-        self.line_end = line_end;
-        self.end = end;
-        self.data = data;
+        self.loc = loc;
         self.sorted = true;
     }
 
@@ -436,6 +469,41 @@ mod tests {
             ]
         );
         assert_eq!(hs.range(7, 10).len(), 1);
+    }
+
+    #[test]
+    fn entries_across_chunks_and_larger_than_one() {
+        // Out of order, spanning many chunks, some entries bigger than a chunk, with
+        // metadata: read back in time order, byte for byte, and sorting moves no data.
+        let mut h = Head::default();
+        let l = Labels::from_pairs([("app", "x")]);
+        let mut want = Vec::new();
+        for i in 0..3000i64 {
+            let ts = (i * 7919) % 3000;
+            let len = if i % 500 == 0 {
+                CHUNK + 100
+            } else {
+                100 + (i as usize % 300)
+            };
+            let line: String = (0..len)
+                .map(|j| (b'a' + ((i as usize + j) % 26) as u8) as char)
+                .collect();
+            let mut e = e(ts, &line);
+            if i % 3 == 0 {
+                e.metadata = Labels::from_pairs([("k", format!("v{i}").as_str())]);
+            }
+            want.push(e.clone());
+            h.append("t", vec![(l.clone(), vec![e])], 0);
+        }
+        want.sort_by_key(|e| e.ts);
+        let hs = h.tenants.get_mut("t").unwrap().streams.get_mut(&l).unwrap();
+        assert!(hs.data.chunks.len() > 10, "{} chunks", hs.data.chunks.len());
+        let mem = hs.mem();
+        assert_eq!(hs.range(0, 3000), want);
+        assert_eq!(hs.mem(), mem, "sorting changed the memory count");
+        // Each entry's stored once: a duplicate of a large one is found after the sort.
+        let s = h.append("t", vec![(l.clone(), vec![want[0].clone()])], 0);
+        assert_eq!((s.added, s.duplicates), (0, 1));
     }
 
     #[test]

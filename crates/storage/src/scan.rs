@@ -496,7 +496,7 @@ mod tests {
         );
         let th = head.tenants.get_mut("t").unwrap();
         let enc = encode("t", "s1", th, 9, 3, false).unwrap();
-        let (bytes, meta) = (enc.data, enc.meta);
+        let (bytes, meta) = (enc.data.concat(), enc.meta);
         assert_eq!(meta.rows, 20_002);
         assert_eq!(meta.streams[0].labels, a.as_slice());
         assert_eq!((meta.min_ts, meta.max_ts, meta.wal_through), (0, 19_999, 9));
@@ -574,7 +574,7 @@ mod tests {
         );
         let enc = encode("t", "s1", head.tenants.get_mut("t").unwrap(), 1, 3, false).unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(&enc.data).unwrap();
+        f.write_all(&enc.data.concat()).unwrap();
         let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
         let stats = Stats::default();
         let slices = Slices {
@@ -614,7 +614,7 @@ mod tests {
         head.append("t", streams, 0);
         let th = head.tenants.get_mut("t").unwrap();
         let enc = encode("t", "s1", th, 1, 1, false).unwrap();
-        let (bytes, meta) = (enc.data, enc.meta);
+        let (bytes, meta) = (enc.data.concat(), enc.meta);
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
         let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
