@@ -4,7 +4,7 @@ const NS_PER_MS: u128 = 1_000_000;
 const NS_PER_S: u128 = 1_000_000_000;
 
 /// Prometheus `model.ParseDuration` (`1h30m`, `5d`, `1y`, integers only, units in order).
-pub(crate) fn parse_prom_duration(s: &str) -> Option<i64> {
+pub fn parse_prom_duration(s: &str) -> Option<i64> {
     if s == "0" {
         return Some(0);
     }

@@ -24,6 +24,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub(crate) limiter: RateLimiter,
     pub(crate) tails: tail::TailSlots,
+    pub(crate) rules: crate::ruler::Rules,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
             cfg.limits.ingestion_burst_size_mb * 1024.0 * 1024.0,
         );
         Arc::new(AppState {
+            rules: crate::ruler::Rules::new(store.objects().clone()),
             metrics: Metrics::new(store.clone()),
             cfg,
             store,
@@ -184,6 +186,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(push_routes)
         .merge(read_routes)
+        .merge(rule_routes(&state))
         .route(
             "/loki/api/v1/delete",
             post(delete::create)
@@ -201,6 +204,32 @@ pub fn router(state: Arc<AppState>) -> Router {
             log_refusals,
         ))
         .with_state(state)
+}
+
+/// The rules config API (when `ruler.enable_api`) under both of Loki's prefixes, and the
+/// Prometheus-style rules and alerts lists.
+fn rule_routes(state: &AppState) -> Router<Arc<AppState>> {
+    use crate::ruler::api;
+    let mut r = Router::new()
+        .route("/prometheus/api/v1/rules", get(api::prom_rules))
+        .route("/prometheus/api/v1/alerts", get(api::prom_alerts));
+    if state.cfg.ruler.enable_api {
+        for prefix in ["/loki/api/v1/rules", "/api/prom/rules"] {
+            r = r
+                .route(prefix, get(api::list))
+                .route(
+                    &format!("{prefix}/{{namespace}}"),
+                    get(api::get_namespace)
+                        .post(api::set_group)
+                        .delete(api::delete_namespace),
+                )
+                .route(
+                    &format!("{prefix}/{{namespace}}/{{group}}"),
+                    get(api::get_group).delete(api::delete_group),
+                );
+        }
+    }
+    r
 }
 
 /// Loki's ingester `/flush`: write the in-memory head out as segments now.
@@ -296,6 +325,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, data_dir = %cfg.storage.data_dir.display(), tls = tls.is_some(), "silt server listening");
     let grace = cfg.server.shutdown_grace;
     let state = AppState::new(cfg, store.clone());
+    state.rules.load(state.cfg.ruler.local_directory()).await?;
     match tls {
         Some(tls) => crate::tls::serve(listener, router(state), tls, shutdown_signal()).await,
         None => {

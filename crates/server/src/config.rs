@@ -25,6 +25,8 @@ pub struct Config {
     pub overrides: std::collections::HashMap<String, TenantOverrides>,
     /// Background maintenance: retention and compaction.
     pub compactor: CompactorConfig,
+    /// Alerting and recording rules.
+    pub ruler: RulerConfig,
 }
 
 /// Background maintenance settings (Loki's `compactor` block).
@@ -375,6 +377,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             overrides: Default::default(),
             compactor: CompactorConfig::default(),
+            ruler: RulerConfig::default(),
         }
     }
 }
@@ -529,6 +532,9 @@ impl Config {
         };
         if self.version != 1 {
             return bad("version", "only version 1 is supported");
+        }
+        if let Err((key, msg)) = self.ruler.validate() {
+            return bad(key, &msg);
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad(
@@ -752,6 +758,9 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         NumOrStr::Str(s) => parse_bytes(&s).map_err(serde::de::Error::custom),
     }
 }
+
+mod ruler;
+pub use ruler::{RulerConfig, RulerLocal, RulerStorage};
 
 #[cfg(test)]
 mod tests;

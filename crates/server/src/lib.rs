@@ -16,6 +16,7 @@ pub mod params;
 mod push;
 mod query;
 mod refusals;
+mod ruler;
 mod tail;
 pub mod tls;
 

@@ -8,6 +8,39 @@ fn example_config_parses_with_every_section() {
     assert_eq!(cfg.limits.max_line_size, 256 * 1000);
     assert_eq!(cfg.storage.flush_max_bytes, 64 << 20);
     assert_eq!(cfg.storage.max_head_memory, 128 << 20);
+    assert!(cfg.ruler.enable_api);
+}
+
+#[test]
+fn ruler_storage_is_checked() {
+    let err = Config::from_yaml(
+        "ruler:
+  storage:
+    type: local
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ruler.storage.local.directory"), "{err}");
+    let err = Config::from_yaml(
+        "ruler:
+  storage:
+    type: s3
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ruler.storage.type"), "{err}");
+    let err = Config::from_yaml(
+        "ruler:
+  storage:
+    type: local
+    local: {directory: /nonexistent/rules}
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not a directory"), "{err}");
 }
 
 #[test]
