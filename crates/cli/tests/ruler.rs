@@ -276,3 +276,149 @@ fn a_bad_rule_file_stops_the_start_naming_it() {
         "{err}"
     );
 }
+
+/// Debian's `prometheus-alertmanager` on a free port (`.ci/run` installs it).
+struct Alertmanager {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alertmanager(dir: &Path) -> Alertmanager {
+    let bin = ["/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager"]
+        .into_iter()
+        .find(|b| Path::new(b).exists())
+        .expect("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager; .ci/run does)");
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("am.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: blackhole\n  group_wait: 0s\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::fs::File::create(dir.join("am.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join("am.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let am = Alertmanager { child, addr };
+    wait_for("alertmanager ready", || {
+        matches!(http(&am.addr, "GET", "/-/ready", &[], b""), Ok((200, _)))
+    });
+    am
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Active alerts Alertmanager holds.
+fn am_alerts(am: &Alertmanager) -> Vec<Value> {
+    let (code, body) = http(&am.addr, "GET", "/api/v2/alerts", &[], b"").unwrap();
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"]["state"] == "active")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn error_lines_fire_an_alert_in_alertmanager_and_it_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = alertmanager(&dir.path().join("am"));
+    let config = format!(
+        "storage:\n  wal_fsync: false\nruler:\n  alertmanager_url: http://{}\n  evaluation_interval: 1s\n  resend_delay: 1m\n",
+        am.addr
+    );
+    let s = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_silt")),
+        &dir.path().join("node"),
+        &config,
+        free_port(),
+    );
+    let group = r#"name: errors
+interval: 1s
+rules:
+  - alert: ApiErrors
+    expr: sum by (app) (count_over_time({app="api"} |= "error" [3s])) > 0
+    for: 2s
+    labels:
+      severity: page
+    annotations:
+      summary: "{{ $labels.app }} logged {{ $value }} errors"
+"#;
+    assert_eq!(
+        req(&s, "POST", "fake", "/loki/api/v1/rules/ops", group).0,
+        202
+    );
+
+    // Errors keep coming: the alert goes pending, then fires and reaches Alertmanager.
+    let push = |line: &str| {
+        silt_testkit::push_json(
+            &s.addr,
+            None,
+            &[("app", "api")],
+            &[(silt_testkit::now_ns(), line.to_string())],
+        )
+    };
+    let mut got = Vec::new();
+    wait_for("the alert in alertmanager", || {
+        push("level=error msg=\"upstream timeout\"");
+        got = am_alerts(&am);
+        !got.is_empty()
+    });
+    let a = &got[0];
+    assert_eq!(a["labels"]["alertname"], "ApiErrors");
+    assert_eq!(a["labels"]["app"], "api");
+    assert_eq!(a["labels"]["severity"], "page");
+    let summary = a["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("api logged ") && summary.ends_with(" errors"),
+        "{summary}"
+    );
+    let (_, body) = req(&s, "GET", "fake", "/prometheus/api/v1/rules", "");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let rule = &v["data"]["groups"][0]["rules"][0];
+    assert_eq!(rule["health"], "ok", "{body}");
+    assert_eq!(rule["state"], "firing", "{body}");
+    let (_, body) = req(&s, "GET", "fake", "/prometheus/api/v1/alerts", "");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["alerts"][0]["state"], "firing", "{body}");
+
+    // Lines without errors only: the alert resolves, and Alertmanager hears it (long
+    // before the firing alert's own end, 4 resend delays ahead).
+    wait_for("the alert to resolve", || {
+        push("level=info msg=\"all good\"");
+        am_alerts(&am).is_empty()
+    });
+    let (_, body) = req(&s, "GET", "fake", "/prometheus/api/v1/alerts", "");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["alerts"].as_array().unwrap().len(), 0, "{body}");
+    let (_, metrics) = http(&s.addr, "GET", "/metrics", &[], b"").unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("silt_ruler_alerts_sent_total"),
+        "{metrics}"
+    );
+}

@@ -326,6 +326,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let grace = cfg.server.shutdown_grace;
     let state = AppState::new(cfg, store.clone());
     state.rules.load(state.cfg.ruler.local_directory()).await?;
+    let ruler = crate::ruler::eval::spawn(state.clone());
     match tls {
         Some(tls) => crate::tls::serve(listener, router(state), tls, shutdown_signal()).await,
         None => {
@@ -336,6 +337,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     background.abort();
     maintenance.abort();
+    ruler.abort();
     tracing::info!("shutting down, flushing head");
     match tokio::time::timeout(grace, store.shutdown()).await {
         Ok(Ok(())) => {}

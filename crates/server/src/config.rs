@@ -739,7 +739,7 @@ enum NumOrStr {
     Str(String),
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) if n >= 0.0 => Ok(Duration::from_secs_f64(n)),
         NumOrStr::Num(n) => Err(serde::de::Error::custom(format!("negative duration {n}"))),

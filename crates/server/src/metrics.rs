@@ -35,6 +35,14 @@ pub struct ReasonLabel {
 /// Metrics owned by the HTTP layer.
 pub struct Metrics {
     registry: Registry,
+    /// Rule evaluations, and those that failed.
+    pub ruler_evaluations: Counter,
+    pub ruler_evaluation_failures: Counter,
+    /// Time to evaluate a rule group.
+    pub ruler_group_duration: Histogram,
+    /// Alerts sent to Alertmanager, and posts that failed.
+    pub ruler_alerts_sent: Counter,
+    pub ruler_notifications_failed: Counter,
     /// Push requests by answer status.
     pub push_requests: Family<StatusLabel, Counter>,
     /// Entries rejected at push, by reason.
@@ -91,8 +99,43 @@ impl Metrics {
             "Entries live tail sessions dropped because the client read too slowly",
             tail_dropped_entries.clone(),
         );
+        let ruler_evaluations = Counter::default();
+        registry.register(
+            "silt_ruler_evaluations",
+            "Rule evaluations",
+            ruler_evaluations.clone(),
+        );
+        let ruler_evaluation_failures = Counter::default();
+        registry.register(
+            "silt_ruler_evaluation_failures",
+            "Rule evaluations that failed (the rule's health is err)",
+            ruler_evaluation_failures.clone(),
+        );
+        let ruler_group_duration = Histogram::new(exponential_buckets(0.001, 4.0, 9));
+        registry.register(
+            "silt_ruler_group_evaluation_duration_seconds",
+            "Time to evaluate a rule group",
+            ruler_group_duration.clone(),
+        );
+        let ruler_alerts_sent = Counter::default();
+        registry.register(
+            "silt_ruler_alerts_sent",
+            "Alerts sent to Alertmanager (firing, resent and resolved)",
+            ruler_alerts_sent.clone(),
+        );
+        let ruler_notifications_failed = Counter::default();
+        registry.register(
+            "silt_ruler_notifications_failed",
+            "Posts to an Alertmanager that failed after retries",
+            ruler_notifications_failed.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
+            ruler_evaluations,
+            ruler_evaluation_failures,
+            ruler_group_duration,
+            ruler_alerts_sent,
+            ruler_notifications_failed,
             registry,
             push_requests,
             discarded_entries,

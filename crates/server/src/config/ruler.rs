@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Ruler settings (Loki's `ruler` block).
 #[derive(Debug, Clone, Deserialize)]
@@ -12,6 +13,15 @@ pub struct RulerConfig {
     pub enable_api: bool,
     /// Where rule files are read from, besides the API.
     pub storage: RulerStorage,
+    /// Alertmanager base URLs, comma-separated (alerts go to `<url>/api/v2/alerts`);
+    /// empty: alerting rules are evaluated and listed but sent nowhere.
+    pub alertmanager_url: String,
+    /// Interval of groups that set none.
+    #[serde(deserialize_with = "super::de_duration")]
+    pub evaluation_interval: Duration,
+    /// A firing alert is sent again this often (Alertmanager expires it otherwise).
+    #[serde(deserialize_with = "super::de_duration")]
+    pub resend_delay: Duration,
 }
 
 /// `ruler.storage`.
@@ -38,6 +48,9 @@ impl Default for RulerConfig {
         RulerConfig {
             enable_api: true,
             storage: RulerStorage::default(),
+            alertmanager_url: String::new(),
+            evaluation_interval: Duration::from_secs(60),
+            resend_delay: Duration::from_secs(60),
         }
     }
 }
@@ -46,6 +59,15 @@ impl RulerConfig {
     /// The read-only rules directory, if one is configured.
     pub fn local_directory(&self) -> Option<&std::path::Path> {
         self.storage.local.directory.as_deref()
+    }
+
+    /// The Alertmanager URLs, without trailing slashes.
+    pub fn alertmanager_urls(&self) -> Vec<&str> {
+        self.alertmanager_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+            .collect()
     }
 
     pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -64,6 +86,17 @@ impl RulerConfig {
                     format!("{other:?} is not supported: use local (API-managed rules always live in the object store)"),
                 ))
             }
+        }
+        for u in self.alertmanager_urls() {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err((
+                    "ruler.alertmanager_url",
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        if self.evaluation_interval < Duration::from_secs(1) {
+            return Err(("ruler.evaluation_interval", "must be at least 1s".into()));
         }
         if let Some(d) = &self.storage.local.directory {
             if !d.is_dir() {

@@ -10,6 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json as j, Value};
+use silt_ruler::{Alert, AlertState};
 use std::sync::Arc;
 
 fn yaml<T: serde::Serialize>(v: &T) -> Result<Response, ApiError> {
@@ -138,8 +139,8 @@ fn all(p: &Params, name: &str) -> Vec<String> {
 }
 
 /// `GET /prometheus/api/v1/rules`: groups and rules as Prometheus lists them, with the
-/// `type`, `file`, `rule_group` and `rule_name` filters. Rules are not evaluated yet, so
-/// every rule reports health `unknown` and no alerts.
+/// `type`, `file`, `rule_group` and `rule_name` filters, with each rule's last
+/// evaluation and alerts.
 pub(crate) async fn prom_rules(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -164,7 +165,14 @@ pub(crate) async fn prom_rules(
         }
     };
     let (files, groups, names) = (all(&p, "file"), all(&p, "rule_group"), all(&p, "rule_name"));
-    let never = "0001-01-01T00:00:00Z";
+    let never = "0001-01-01T00:00:00Z".to_string();
+    let when = |ns: i64| {
+        if ns == 0 {
+            never.clone()
+        } else {
+            super::eval::rfc3339(ns)
+        }
+    };
     let mut out = Vec::new();
     for (ns, gs) in state.rules.tenant(&tenant) {
         if !files.is_empty() && !files.contains(&ns) {
@@ -174,34 +182,69 @@ pub(crate) async fn prom_rules(
             if !groups.is_empty() && !groups.contains(&g.name) {
                 continue;
             }
+            let key = (tenant.clone(), ns.clone(), g.name.clone());
+            let ev = super::eval::snapshot(&state, &key).filter(|e| e.seen.as_ref() == Some(&g));
             let rules: Vec<Value> = g
                 .rules
                 .iter()
-                .filter(|r| want_alerts.is_none_or(|a| a == r.alert.is_some()))
-                .filter(|r| names.is_empty() || names.iter().any(|n| n == r.name()))
-                .map(|r| match &r.alert {
-                    Some(name) => j!({
-                        "state": "inactive", "name": name, "query": r.expr,
-                        "duration": r.for_ns() as f64 / 1e9,
-                        "keepFiringFor": r.keep_firing_for_ns() as f64 / 1e9,
-                        "labels": r.labels, "annotations": r.annotations, "alerts": [],
-                        "health": "unknown", "type": "alerting",
-                        "lastEvaluation": never, "evaluationTime": 0,
-                    }),
-                    None => j!({
-                        "name": r.record, "query": r.expr, "labels": r.labels,
-                        "health": "unknown", "type": "recording",
-                        "lastEvaluation": never, "evaluationTime": 0,
-                    }),
+                .enumerate()
+                .filter(|(_, r)| want_alerts.is_none_or(|a| a == r.alert.is_some()))
+                .filter(|(_, r)| names.is_empty() || names.iter().any(|n| n == r.name()))
+                .map(|(i, r)| {
+                    let re = ev
+                        .as_ref()
+                        .and_then(|e| e.rules.get(i))
+                        .cloned()
+                        .unwrap_or_default();
+                    let health = match (re.at, re.last_error.is_empty()) {
+                        (0, _) => "unknown",
+                        (_, true) => "ok",
+                        _ => "err",
+                    };
+                    let common = (
+                        health,
+                        re.last_error.clone(),
+                        when(re.at),
+                        re.took.as_secs_f64(),
+                    );
+                    match &r.alert {
+                        Some(name) => {
+                            let alerts: Vec<Value> = re.alerts.active().map(alert_json).collect();
+                            let firing = re.alerts.active().any(|a| a.state == AlertState::Firing);
+                            let pending = re.alerts.active().next().is_some();
+                            let st = if firing {
+                                "firing"
+                            } else if pending {
+                                "pending"
+                            } else {
+                                "inactive"
+                            };
+                            j!({
+                                "state": st, "name": name, "query": r.expr,
+                                "duration": r.for_ns() as f64 / 1e9,
+                                "keepFiringFor": r.keep_firing_for_ns() as f64 / 1e9,
+                                "labels": r.labels, "annotations": r.annotations, "alerts": alerts,
+                                "health": common.0, "lastError": common.1, "type": "alerting",
+                                "lastEvaluation": common.2, "evaluationTime": common.3,
+                            })
+                        }
+                        None => j!({
+                            "name": r.record, "query": r.expr, "labels": r.labels,
+                            "health": common.0, "lastError": common.1, "type": "recording",
+                            "lastEvaluation": common.2, "evaluationTime": common.3,
+                        }),
+                    }
                 })
                 .collect();
             if rules.is_empty() && (want_alerts.is_some() || !names.is_empty()) {
                 continue;
             }
-            let interval = g.interval_ns(60_000_000_000) as f64 / 1e9;
+            let interval =
+                g.interval_ns(state.cfg.ruler.evaluation_interval.as_nanos() as i64) as f64 / 1e9;
+            let (at, took) = ev.map(|e| (e.at, e.took.as_secs_f64())).unwrap_or((0, 0.0));
             out.push(j!({
                 "name": g.name, "file": ns, "rules": rules, "interval": interval,
-                "limit": g.limit, "lastEvaluation": never, "evaluationTime": 0,
+                "limit": g.limit, "lastEvaluation": when(at), "evaluationTime": took,
             }));
         }
     }
@@ -209,13 +252,27 @@ pub(crate) async fn prom_rules(
     json(body.to_string())
 }
 
-/// `GET /prometheus/api/v1/alerts`: active alerts (none until rules are evaluated).
+/// Prometheus's JSON of one alert.
+fn alert_json(a: &Alert) -> Value {
+    j!({
+        "labels": a.labels, "annotations": a.annotations, "state": a.state.as_str(),
+        "activeAt": super::eval::rfc3339(a.active_at), "value": format!("{:e}", a.value),
+    })
+}
+
+/// `GET /prometheus/api/v1/alerts`: the tenant's pending and firing alerts.
 pub(crate) async fn prom_alerts(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = tenant(&state, &headers) {
-        return e.into_response();
-    }
-    json(r#"{"status":"success","data":{"alerts":[]},"errorType":"","error":""}"#.into())
+    let tenant = match tenant(&state, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let alerts: Vec<Value> = super::eval::active_alerts(&state, &tenant)
+        .iter()
+        .map(alert_json)
+        .collect();
+    let body = j!({"status": "success", "data": {"alerts": alerts}, "errorType": "", "error": ""});
+    json(body.to_string())
 }

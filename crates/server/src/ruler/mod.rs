@@ -4,6 +4,7 @@
 //! directory` (Loki's layout `<directory>/<tenant>/<namespace>.yaml`).
 
 pub(crate) mod api;
+pub(crate) mod eval;
 
 use parking_lot::RwLock;
 use silt_ruler::{RuleGroup, RuleGroups};
@@ -25,6 +26,8 @@ pub(crate) struct Rules {
     local: RwLock<HashMap<String, Namespaces>>,
     /// One change at a time, so two posts to one namespace cannot lose each other.
     write: tokio::sync::Mutex<()>,
+    /// Evaluation state of every group evaluated.
+    pub(crate) evals: eval::Evals,
 }
 
 /// Why a change was refused.
@@ -44,7 +47,36 @@ impl Rules {
             stored: Default::default(),
             local: Default::default(),
             write: Default::default(),
+            evals: Default::default(),
         }
+    }
+
+    /// Every tenant's namespaces.
+    pub(crate) fn all(&self) -> Vec<(String, Namespaces)> {
+        let mut tenants: Vec<String> = self.local.read().keys().cloned().collect();
+        tenants.extend(self.stored.read().keys().cloned());
+        tenants.sort();
+        tenants.dedup();
+        tenants
+            .into_iter()
+            .map(|t| {
+                let ns = self.tenant(&t);
+                (t, ns)
+            })
+            .collect()
+    }
+
+    /// Drops the evaluation state of groups that no longer exist.
+    pub(crate) fn forget_removed(&self) {
+        let all = self.all();
+        self.evals.lock().retain(|(t, ns, g), _| {
+            all.iter().any(|(tt, nss)| {
+                tt == t
+                    && nss
+                        .get(ns)
+                        .is_some_and(|gs| gs.iter().any(|x| &x.name == g))
+            })
+        });
     }
 
     /// Loads the stored rules and the rules directory. A bad file in the directory stops
