@@ -415,6 +415,34 @@ rules:
     let (_, body) = req(&s, "GET", "fake", "/prometheus/api/v1/alerts", "");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"]["alerts"].as_array().unwrap().len(), 0, "{body}");
+    // A group's limit: more result series than it allows fail the rule.
+    silt_testkit::push_json(
+        &s.addr,
+        None,
+        &[("app", "web")],
+        &[(silt_testkit::now_ns(), "level=info".to_string())],
+    );
+    let capped = "name: capped\ninterval: 1s\nlimit: 1\nrules:\n  - alert: TooMany\n    expr: sum by (app) (count_over_time({app=~\"api|web\"}[5m]))\n";
+    assert_eq!(
+        req(&s, "POST", "fake", "/loki/api/v1/rules/ops", capped).0,
+        202
+    );
+    wait_for("the capped rule to fail", || {
+        let (_, body) = req(
+            &s,
+            "GET",
+            "fake",
+            "/prometheus/api/v1/rules?rule_group[]=capped",
+            "",
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let r = &v["data"]["groups"][0]["rules"][0];
+        r["health"] == "err"
+            && r["lastError"]
+                .as_str()
+                .unwrap_or("")
+                .contains("exceeded limit of 1 with 2 series")
+    });
     let (_, metrics) = http(&s.addr, "GET", "/metrics", &[], b"").unwrap();
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(

@@ -99,7 +99,19 @@ async fn run_group(
     for (rule, re) in g.rules.iter().zip(ev.rules.iter_mut()) {
         let t = Instant::now();
         re.at = now;
-        match instant(state, &key.0, rule, now).await {
+        let outcome = instant(state, &key.0, rule, now).await.and_then(|r| {
+            // As Prometheus: past the group's limit the rule fails and its alerts go.
+            if g.limit > 0 && r.len() as u64 > g.limit {
+                re.alerts = RuleAlerts::default();
+                return Err(format!(
+                    "exceeded limit of {} with {} series",
+                    g.limit,
+                    r.len()
+                ));
+            }
+            Ok(r)
+        });
+        match outcome {
             Ok(results) => {
                 re.last_error.clear();
                 if rule.alert.is_some() {
