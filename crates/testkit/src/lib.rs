@@ -227,8 +227,14 @@ pub fn conformance_server(bin: &Path, data_dir: &Path) -> Server {
 }
 
 /// logcli 3.7.6 from `../shared/peers`, unpacked into the workspace's `target/peers`;
-/// `None` (said on stderr) when that directory is absent.
+/// `None` (said on stderr) when that directory is absent. Unpacked once per process: two
+/// tests unpacking while a third runs logcli failed with "Text file busy".
 pub fn logcli() -> Option<PathBuf> {
+    static ONCE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(unpack_logcli).clone()
+}
+
+fn unpack_logcli() -> Option<PathBuf> {
     let peers = shared_dir().join("peers");
     if !peers.join("unpack.sh").exists() {
         eprintln!(
