@@ -182,6 +182,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/silt/api/v1/limits", get(limits::limits))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/metrics", get(metrics))
+        .merge(crate::ui::routes())
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
         .merge(push_routes)

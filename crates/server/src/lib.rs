@@ -19,6 +19,7 @@ mod refusals;
 mod ruler;
 mod tail;
 pub mod tls;
+mod ui;
 
 pub use app::{router, run, AppState};
 pub use config::Config;
