@@ -481,7 +481,14 @@ fn assets_are_compressed_cached_and_local() {
         assert!(raw.contains("immutable"), "{raw}");
         seen.push(raw);
     }
-    for m in ["app.js", "view.js", "chart.js", "logql.js", "status.js"] {
+    for m in [
+        "app.js",
+        "view.js",
+        "chart.js",
+        "logql.js",
+        "complete.js",
+        "status.js",
+    ] {
         let (status, body) = http(&server.addr, "GET", &format!("/ui/{m}"), &[], b"").unwrap();
         assert_eq!(status, 200, "{m}");
         seen.push(String::from_utf8(body).unwrap());
@@ -523,4 +530,75 @@ fn header(raw: &str, name: &str) -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+/// The completion list's items once it is open.
+fn completions(b: &mut Browser) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = b.eval(
+            "document.getElementById('completions').hidden ? null :
+               [...document.querySelectorAll('#completions li')].map(e => e.textContent)",
+        );
+        if let Some(items) = v.as_array() {
+            return items
+                .iter()
+                .map(|i| i.as_str().unwrap().to_string())
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "no completions shown");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn completion_in_the_editor() {
+    let (_dir, server) = start("storage:\n  wal_fsync: false\n");
+    push_sample(&server.addr, None);
+    let mut b = Browser::launch();
+    b.open(&format!("{}/", server.url()));
+    b.eval("document.getElementById('query').focus()");
+    let value = |b: &mut Browser| b.eval("document.getElementById('query').value");
+
+    // Label names inside the selector, from the labels API.
+    b.call("Input.insertText", json!({"text": "{ap"}));
+    assert_eq!(completions(&mut b), vec!["app"]);
+    b.key("Enter", "Enter", 13, 0);
+    assert_eq!(value(&mut b), "{app");
+    assert_eq!(
+        b.eval("document.getElementById('completions').hidden"),
+        true
+    );
+
+    // Values after `name="`; arrows move, Enter takes the value and closes the string.
+    b.call("Input.insertText", json!({"text": "=\""}));
+    assert_eq!(completions(&mut b), vec!["db", "web"]);
+    b.key("ArrowDown", "ArrowDown", 40, 0);
+    assert_eq!(
+        b.eval("document.getElementById('query').getAttribute('aria-activedescendant')"),
+        "completion-1"
+    );
+    b.key("Enter", "Enter", 13, 0);
+    assert_eq!(value(&mut b), r#"{app="web""#);
+
+    // Pipeline stages after `|`, taken with Tab.
+    b.call("Input.insertText", json!({"text": "} | lo"}));
+    assert_eq!(completions(&mut b), vec!["logfmt"]);
+    b.key("Tab", "Tab", 9, 0);
+    assert_eq!(value(&mut b), r#"{app="web"} | logfmt"#);
+
+    // Escape closes the list and leaves the text alone.
+    b.call("Input.insertText", json!({"text": " | j"}));
+    assert_eq!(completions(&mut b), vec!["json"]);
+    b.key("Escape", "Escape", 27, 0);
+    assert_eq!(
+        b.eval("document.getElementById('completions').hidden"),
+        true
+    );
+    assert_eq!(value(&mut b), r#"{app="web"} | logfmt | j"#);
+
+    // Functions at the start of a metric query.
+    b.eval("document.getElementById('query').value = ''");
+    b.call("Input.insertText", json!({"text": "count_o"}));
+    assert_eq!(completions(&mut b), vec!["count_over_time"]);
 }

@@ -13,33 +13,15 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::{Arc, OnceLock};
 
+const JS: &str = "text/javascript; charset=utf-8";
 /// (name, content type, content).
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../ui/app.js"),
-    ),
-    (
-        "view.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../ui/view.js"),
-    ),
-    (
-        "chart.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../ui/chart.js"),
-    ),
-    (
-        "logql.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../ui/logql.js"),
-    ),
-    (
-        "status.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../ui/status.js"),
-    ),
+    ("app.js", JS, include_str!("../ui/app.js")),
+    ("view.js", JS, include_str!("../ui/view.js")),
+    ("chart.js", JS, include_str!("../ui/chart.js")),
+    ("logql.js", JS, include_str!("../ui/logql.js")),
+    ("complete.js", JS, include_str!("../ui/complete.js")),
+    ("status.js", JS, include_str!("../ui/status.js")),
     (
         "style.css",
         "text/css; charset=utf-8",

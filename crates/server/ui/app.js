@@ -5,6 +5,7 @@ import { highlight, errorOffset, filterStage } from './logql.js';
 import { histogram, lines } from './chart.js';
 import { renderLines, entriesOf, fmtNs } from './view.js';
 import { showStatus } from './status.js';
+import { attach } from './complete.js';
 
 const $ = (id) => document.getElementById(id);
 const UNITS = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 };
@@ -71,6 +72,16 @@ function saveUrl() {
 }
 
 const ns = (ms) => (BigInt(Math.round(ms)) * 1000000n).toString();
+
+/** The current range as API parameters, or none when it does not parse. */
+function rangeParams() {
+  try {
+    const [t0, t1] = range();
+    return { start: ns(t0), end: ns(t1) };
+  } catch {
+    return {};
+  }
+}
 
 async function run() {
   stopLive();
@@ -212,6 +223,8 @@ async function init() {
     $('to').value = 'now';
     run();
   });
+  const completion = attach($('query'), $('completions'), (path) => api(path, rangeParams()), () => paint());
+  $('tenant').addEventListener('change', () => completion.forget());
   $('query').addEventListener('input', () => paint());
   $('query').addEventListener('scroll', () => { $('highlight').scrollTop = $('query').scrollTop; });
   $('query').addEventListener('keydown', (ev) => {

@@ -1,6 +1,6 @@
 // LogQL helpers for the editor: highlighting and the position of a parse error.
 
-const KEYWORDS = new Set([
+export const KEYWORDS = new Set([
   'json', 'logfmt', 'regexp', 'pattern', 'unpack', 'line_format', 'label_format', 'unwrap',
   'drop', 'keep', 'decolorize', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right',
   'offset', 'bool', 'and', 'or', 'unless', 'ip', 'duration', 'duration_seconds', 'bytes',
