@@ -398,6 +398,24 @@ fn explore_view_in_a_browser() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // Auto-refresh runs the query again: a line pushed after the page loaded shows up.
+    b.open(&page_url(&server, r#"{app="db"}"#, "&refresh=5s"));
+    assert_eq!(b.eval("document.getElementById('refresh').value"), "5s");
+    push_json(
+        &server.addr,
+        None,
+        &[("app", "db")],
+        &[(now_ns(), "level=info msg=refreshed".to_string())],
+    );
+    let deadline = Instant::now() + WAIT;
+    while !shown_lines(&mut b).contains(&"level=info msg=refreshed".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "refresh never showed the new line"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // Status view.
     b.open(&format!("{}/#status", server.url()));
     let text = b.eval("document.getElementById('status').innerText");
@@ -406,7 +424,8 @@ fn explore_view_in_a_browser() {
         "Lines per second",
         "local disk",
         "Retention\t7d",
-        "Lines since start\t10",
+        "Lines since start\t11",
+        "Active streams (in the head)\t2",
     ] {
         assert!(text.contains(want), "{want:?} missing from {text}");
     }

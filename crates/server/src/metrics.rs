@@ -243,6 +243,12 @@ impl Collector for StoreCollector {
         )?;
         gauge(
             &mut enc,
+            "silt_head_streams",
+            "Streams in the active in-memory head, all tenants",
+            self.0.head_streams() as i64,
+        )?;
+        gauge(
+            &mut enc,
             "silt_head_memory_bytes",
             "Bytes held by the in-memory heads (active and being flushed), capped by storage.max_head_memory",
             self.0.head_memory() as i64,

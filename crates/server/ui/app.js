@@ -12,6 +12,7 @@ const UNITS = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 };
 let shown = [];
 let live = null;
 let authEnabled = false;
+let refreshTimer = null;
 
 /** Milliseconds of `now`, `now-15m`, RFC 3339, or epoch seconds/ms/ns; NaN if none. */
 export function parseTime(s, now = Date.now()) {
@@ -68,6 +69,7 @@ function saveUrl() {
   p.set('to', $('to').value);
   p.set('limit', $('limit').value);
   if (authEnabled && $('tenant').value) p.set('tenant', $('tenant').value);
+  if ($('refresh').value) p.set('refresh', $('refresh').value);
   history.replaceState(null, '', `?${p}${location.hash}`);
 }
 
@@ -140,6 +142,19 @@ async function showVolume(q, t0, t1, width) {
   }));
   $('volume').replaceChildren(histogram(series, t0, t1, step * 1000, width));
   $('volume').hidden = false;
+}
+
+/** Re-runs the query every `refresh` (relative ranges move with the clock). */
+function setRefresh() {
+  clearInterval(refreshTimer);
+  refreshTimer = null;
+  const m = /^(\d+)([sm])$/.exec($('refresh').value);
+  if (m) {
+    refreshTimer = setInterval(() => {
+      if (!live && document.body.dataset.state !== 'running') run();
+    }, Number(m[1]) * UNITS[m[2]]);
+  }
+  saveUrl();
 }
 
 function addFilter(name, value, keep) {
@@ -215,6 +230,8 @@ async function init() {
   if (p.get('from')) $('from').value = p.get('from');
   if (p.get('to')) $('to').value = p.get('to');
   if (p.get('limit')) $('limit').value = p.get('limit');
+  if ([...$('refresh').options].some((o) => o.value === p.get('refresh'))) $('refresh').value = p.get('refresh');
+  $('refresh').addEventListener('change', setRefresh);
   const preset = [...$('range').options].find((o) => o.value === $('from').value && $('to').value === 'now');
   $('range').value = preset ? preset.value : 'custom';
   $('range').addEventListener('change', () => {
@@ -236,6 +253,7 @@ async function init() {
   $('download').addEventListener('click', download);
   window.addEventListener('hashchange', route);
   paint();
+  if ($('refresh').value) setRefresh();
   if (location.hash === '#status') await route();
   else if ($('query').value) { route(); await run(); }
   else { route(); document.body.dataset.state = 'done'; }

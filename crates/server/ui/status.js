@@ -70,6 +70,7 @@ export async function showStatus(root, headers) {
         ['Discarded lines since start', String(b.get('silt_discarded_entries') || 0)],
       ]),
       table('Storage', [
+        ['Active streams (in the head)', String(b.get('silt_head_streams') || 0)],
         ['In memory (head)', bytes(b.get('silt_head_bytes'))],
         ['Head memory', bytes(b.get('silt_head_memory_bytes'))],
         ['WAL', bytes(b.get('silt_wal_bytes')), st.wal_full ? 'bad' : ''],

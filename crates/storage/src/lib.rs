@@ -439,6 +439,16 @@ impl Store {
         (count, new)
     }
 
+    /// Streams in the active head, all tenants (Loki's "memory streams").
+    pub fn head_streams(&self) -> usize {
+        self.active
+            .lock()
+            .tenants
+            .values()
+            .map(|t| t.streams.len())
+            .sum()
+    }
+
     /// Raw bytes in the active head.
     pub fn head_bytes(&self) -> usize {
         self.active.lock().bytes
