@@ -109,6 +109,9 @@ struct ServerArgs {
     /// Log filter (server.log_level), e.g. info or silt_storage=debug,info.
     #[arg(long)]
     log_level: Option<String>,
+    /// What to run (target): all (one node) or gateway (auth and routing in front of nodes).
+    #[arg(long)]
+    target: Option<silt_server::config::Target>,
 }
 
 fn load(args: &ServerArgs) -> Result<Config, String> {
@@ -137,6 +140,9 @@ fn load(args: &ServerArgs) -> Result<Config, String> {
     }
     if let Some(v) = &args.log_level {
         cfg.server.log_level = v.clone();
+    }
+    if let Some(v) = args.target {
+        cfg.target = v;
     }
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)

@@ -288,6 +288,9 @@ async fn buildinfo() -> Response {
 
 /// Opens storage, serves the API until SIGINT/SIGTERM, then flushes.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    if cfg.target == crate::config::Target::Gateway {
+        return run_gateway(cfg).await;
+    }
     let mut scfg = StoreConfig::new(&cfg.storage.data_dir);
     scfg.wal_fsync = cfg.storage.wal_fsync;
     scfg.flush_max_bytes = cfg.storage.flush_max_bytes as usize;
@@ -344,6 +347,35 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; data stays in the WAL"),
         Err(_) => tracing::warn!("final flush timed out; data stays in the WAL"),
+    }
+    Ok(())
+}
+
+/// `target: gateway`: serves [`crate::gateway`] until SIGINT/SIGTERM; nothing to flush.
+async fn run_gateway(cfg: Config) -> anyhow::Result<()> {
+    let tls = match &cfg.server.tls {
+        Some(t) => Some(Arc::new(crate::tls::server_config(t)?)),
+        None => None,
+    };
+    let app = crate::gateway::router(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        writers = cfg.gateway.write_urls.len(),
+        readers = cfg.gateway.read_urls.len(),
+        auth = cfg.gateway.auth(),
+        tls = tls.is_some(),
+        "silt gateway listening"
+    );
+    match tls {
+        Some(tls) => crate::tls::serve(listener, app, tls, shutdown_signal()).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
     }
     Ok(())
 }

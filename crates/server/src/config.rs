@@ -27,6 +27,10 @@ pub struct Config {
     pub compactor: CompactorConfig,
     /// Alerting and recording rules.
     pub ruler: RulerConfig,
+    /// What this process runs: `all` (default) or `gateway`.
+    pub target: Target,
+    /// The gateway (with `target: gateway`).
+    pub gateway: GatewayConfig,
 }
 
 /// Background maintenance settings (Loki's `compactor` block).
@@ -378,6 +382,8 @@ impl Default for Config {
             overrides: Default::default(),
             compactor: CompactorConfig::default(),
             ruler: RulerConfig::default(),
+            target: Target::All,
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -535,6 +541,11 @@ impl Config {
         }
         if let Err((key, msg)) = self.ruler.validate() {
             return bad(key, &msg);
+        }
+        if self.target == Target::Gateway {
+            if let Err((key, msg)) = self.gateway.validate() {
+                return bad(key, &msg);
+            }
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad(
@@ -759,7 +770,9 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+mod gateway;
 mod ruler;
+pub use gateway::{GatewayConfig, OneOrMany, Target};
 pub use ruler::{RulerConfig, RulerLocal, RulerStorage};
 
 #[cfg(test)]

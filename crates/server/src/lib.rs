@@ -9,6 +9,7 @@ pub mod config;
 mod delete;
 mod drilldown;
 pub mod encode;
+mod gateway;
 mod limiter;
 mod limits;
 pub mod metrics;

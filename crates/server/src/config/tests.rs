@@ -130,3 +130,29 @@ fn sizes_and_durations() {
     assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
     assert!(parse_bytes("12XB").is_err());
 }
+
+#[test]
+fn gateway_is_checked_only_as_the_target() {
+    let err = |y: &str| Config::from_yaml(y).unwrap_err().to_string();
+    assert!(Config::from_yaml("gateway:\n  requests_per_second: 5\n").is_ok());
+    let e = err("target: gateway\n");
+    assert!(e.contains("gateway.write_urls"), "{e}");
+    let e =
+        err("target: gateway\ngateway:\n  write_urls: [http://w:3100]\n  read_urls: [w:3100]\n");
+    assert!(
+        e.contains("gateway.read_urls") && e.contains("not an http"),
+        "{e}"
+    );
+    let urls =
+        "target: gateway\ngateway:\n  write_urls: [http://w:3100]\n  read_urls: [http://r:3100]\n";
+    assert!(Config::from_yaml(urls).is_ok());
+    let e = err(&format!("{urls}  tenants: {{alice: team-a}}\n"));
+    assert!(
+        e.contains("gateway.tenants") && e.contains("basic_auth_file"),
+        "{e}"
+    );
+    let e = err(&format!("{urls}  basic_auth_file: /nonexistent/htpasswd\n"));
+    assert!(e.contains("gateway.basic_auth_file"), "{e}");
+    let e = err("target: nodes\n");
+    assert!(e.contains("target"), "{e}");
+}

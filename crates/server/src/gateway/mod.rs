@@ -1,0 +1,232 @@
+//! `target: gateway`: one address in front of the nodes. It authenticates the caller,
+//! decides the tenant (`X-Scope-OrgID` is set by the gateway, never trusted from the
+//! client when auth is on), limits requests per tenant, and forwards pushes to a writer
+//! and everything else to a reader. It stores nothing.
+
+mod auth;
+
+use crate::config::Config;
+use crate::limiter::RateLimiter;
+use auth::{Auth, Denied};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const PUSH_PATHS: &[&str] = &["/loki/api/v1/push", "/api/prom/push", "/otlp/v1/logs"];
+const TENANT: &str = "x-scope-orgid";
+
+struct Gateway {
+    auth: Auth,
+    limiter: Option<RateLimiter>,
+    writers: Vec<String>,
+    readers: Vec<String>,
+    next_reader: AtomicUsize,
+    client: reqwest::Client,
+    max_body: usize,
+}
+
+/// Headers that describe one connection, not the message: never forwarded.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+fn refuse(status: StatusCode, msg: &str) -> Response {
+    let mut r = (status, format!("{msg}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"silt\""),
+        );
+    }
+    r
+}
+
+/// Rendezvous hashing: a tenant keeps its writer while the list is unchanged, and only
+/// the tenants of a removed writer move.
+fn writer_for<'a>(writers: &'a [String], tenant: &str) -> &'a str {
+    writers
+        .iter()
+        .max_by_key(|w| xxhash_rust::xxh3::xxh3_64(format!("{tenant}\0{w}").as_bytes()))
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+impl Gateway {
+    async fn handle(&self, req: Request) -> Response {
+        let headers = req.headers();
+        if str_header(headers, "upgrade").is_some() {
+            return refuse(
+                StatusCode::NOT_IMPLEMENTED,
+                "live tail through the gateway is not supported yet: tail a reader directly",
+            );
+        }
+        let tenant = match self.auth.tenant(
+            str_header(headers, "authorization"),
+            str_header(headers, TENANT),
+        ) {
+            Ok(t) => t,
+            Err(Denied::Unauthenticated(m)) => return refuse(StatusCode::UNAUTHORIZED, &m),
+            Err(Denied::Forbidden(m)) => return refuse(StatusCode::FORBIDDEN, &m),
+        };
+        if let (Some(l), Some(t)) = (&self.limiter, &tenant) {
+            if !l.allow(t, 1) {
+                return refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "too many requests for tenant {t:?} (limit {} per second)",
+                        l.rate()
+                    ),
+                );
+            }
+        }
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let push = PUSH_PATHS.contains(&req.uri().path());
+        let method = req.method().clone();
+        let mut fwd = reqwest::header::HeaderMap::new();
+        for (k, v) in req.headers() {
+            if !hop_by_hop(k) && k != header::AUTHORIZATION && k.as_str() != TENANT {
+                fwd.append(k.clone(), v.clone());
+            }
+        }
+        if let Some(t) = &tenant {
+            match header::HeaderValue::from_str(t) {
+                Ok(v) => {
+                    fwd.insert(TENANT, v);
+                }
+                Err(_) => return refuse(StatusCode::BAD_REQUEST, "invalid X-Scope-OrgID"),
+            }
+        }
+        let body = match axum::body::to_bytes(req.into_body(), self.max_body).await {
+            Ok(b) => b,
+            Err(e) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body: {e} (limit {} bytes)", self.max_body),
+                )
+            }
+        };
+        let upstreams: Vec<&str> = if push {
+            vec![writer_for(
+                &self.writers,
+                tenant.as_deref().unwrap_or("fake"),
+            )]
+        } else {
+            let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+            (0..self.readers.len())
+                .map(|i| self.readers[(start + i) % self.readers.len()].as_str())
+                .collect()
+        };
+        let mut last_err = String::new();
+        for up in upstreams {
+            let sent = self
+                .client
+                .request(
+                    method.clone(),
+                    format!("{}{path}", up.trim_end_matches('/')),
+                )
+                .headers(fwd.clone())
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => return relay(resp),
+                // Only a request that never reached the node is tried on the next one.
+                Err(e) if e.is_connect() => last_err = format!("{up}: {e}"),
+                Err(e) => {
+                    return refuse(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("upstream {up} failed: {e}"),
+                    )
+                }
+            }
+        }
+        tracing::warn!(error = %last_err, "no upstream reachable");
+        refuse(
+            StatusCode::BAD_GATEWAY,
+            &format!("no upstream reachable ({last_err})"),
+        )
+    }
+}
+
+fn str_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The node's answer, streamed back as it comes.
+fn relay(resp: reqwest::Response) -> Response {
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if !hop_by_hop(k) {
+            out = out.header(k, v);
+        }
+    }
+    out.body(Body::from_stream(resp.bytes_stream()))
+        .unwrap_or_else(|e| refuse(StatusCode::BAD_GATEWAY, &e.to_string()))
+}
+
+/// The gateway's routes: its own `/ready`, everything else forwarded.
+pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
+    let g = &cfg.gateway;
+    let gw = Arc::new(Gateway {
+        auth: Auth::new(g),
+        limiter: (g.requests_per_second > 0.0)
+            .then(|| RateLimiter::new(g.requests_per_second, f64::from(g.burst))),
+        writers: g.write_urls.clone(),
+        readers: g.read_urls.clone(),
+        next_reader: AtomicUsize::new(0),
+        client: reqwest::Client::builder()
+            .timeout(g.timeout)
+            .build()
+            .map_err(|e| anyhow::anyhow!("http client: {e}"))?,
+        max_body: cfg.limits.max_recv_msg_size as usize,
+    });
+    Ok(Router::new()
+        .route("/ready", get(|| async { "ready" }))
+        .fallback(
+            |State(gw): State<Arc<Gateway>>, req: Request| async move { gw.handle(req).await },
+        )
+        .with_state(gw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writer_for;
+
+    #[test]
+    fn tenants_keep_their_writer_unless_it_goes() {
+        let w: Vec<String> = (0..3).map(|i| format!("http://w{i}")).collect();
+        let tenants: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
+        let before: Vec<&str> = tenants.iter().map(|t| writer_for(&w, t)).collect();
+        for writer in &w {
+            let n = before.iter().filter(|x| **x == writer).count();
+            assert!(n > 50, "{writer} got {n} of 300 tenants");
+        }
+        let fewer = &w[..2];
+        for (t, b) in tenants.iter().zip(&before) {
+            if *b != w[2] {
+                assert_eq!(writer_for(fewer, t), *b, "{t} moved");
+            }
+        }
+    }
+}
