@@ -759,7 +759,11 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+mod remote_write;
 mod ruler;
+pub use remote_write::{
+    Authorization, BasicAuth, QueueConfig, RemoteWriteClient, RemoteWriteConfig,
+};
 pub use ruler::{RulerConfig, RulerLocal, RulerStorage};
 
 #[cfg(test)]
