@@ -171,7 +171,7 @@ async fn send_loop(state: Arc<AppState>, http: reqwest::Client, q: Arc<Queue>) {
 
 /// The request body: samples grouped into series, each series' samples in time order.
 fn body(batch: Vec<(u64, Sample)>) -> Vec<u8> {
-    let mut series: BTreeMap<Vec<(String, String)>, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut series: BTreeMap<_, Vec<(i64, f64)>> = BTreeMap::new();
     for (_, s) in batch {
         series.entry(s.labels).or_default().push((s.ms, s.value));
     }
