@@ -330,6 +330,12 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// One line now to stream `{app}` of the default tenant.
+fn push_line(s: &Server, app: &str, line: &str) {
+    let entry = (silt_testkit::now_ns(), line.to_string());
+    silt_testkit::push_json(&s.addr, None, &[("app", app)], &[entry]);
+}
+
 /// Active alerts Alertmanager holds.
 fn am_alerts(am: &Alertmanager) -> Vec<Value> {
     let (code, body) = http(&am.addr, "GET", "/api/v2/alerts", &[], b"").unwrap();
@@ -374,14 +380,7 @@ rules:
     );
 
     // Errors keep coming: the alert goes pending, then fires and reaches Alertmanager.
-    let push = |line: &str| {
-        silt_testkit::push_json(
-            &s.addr,
-            None,
-            &[("app", "api")],
-            &[(silt_testkit::now_ns(), line.to_string())],
-        )
-    };
+    let push = |line: &str| push_line(&s, "api", line);
     let mut got = Vec::new();
     wait_for("the alert in alertmanager", || {
         push("level=error msg=\"upstream timeout\"");
@@ -416,12 +415,7 @@ rules:
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"]["alerts"].as_array().unwrap().len(), 0, "{body}");
     // A group's limit: more result series than it allows fail the rule.
-    silt_testkit::push_json(
-        &s.addr,
-        None,
-        &[("app", "web")],
-        &[(silt_testkit::now_ns(), "level=info".to_string())],
-    );
+    push_line(&s, "web", "level=info");
     let capped = "name: capped\ninterval: 1s\nlimit: 1\nrules:\n  - alert: TooMany\n    expr: sum by (app) (count_over_time({app=~\"api|web\"}[5m]))\n";
     assert_eq!(
         req(&s, "POST", "fake", "/loki/api/v1/rules/ops", capped).0,
@@ -448,5 +442,294 @@ rules:
     assert!(
         metrics.contains("silt_ruler_alerts_sent_total"),
         "{metrics}"
+    );
+}
+
+/// RFC 3339 (UTC, as Silt and Alertmanager print it) to ms since the epoch.
+fn rfc3339_ms(s: &str) -> i64 {
+    let (date, time) = s.split_once('T').unwrap_or_else(|| panic!("{s}"));
+    let n = |t: &str| t.parse::<i64>().unwrap_or_else(|_| panic!("{s}"));
+    let d: Vec<i64> = date.split('-').map(n).collect();
+    let time = time.trim_end_matches('Z');
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(n).collect();
+    let ms = n(&format!("{frac:0<3}")[..3]);
+    // Days from civil (H. Hinnant).
+    let y = if d[1] <= 2 { d[0] - 1 } else { d[0] };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((d[1] + 9) % 12) + 2) / 5 + d[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
+}
+
+fn now_ms() -> i64 {
+    silt_testkit::now_ns() / 1_000_000
+}
+
+fn json(s: &Server, tenant: &str, path: &str) -> Value {
+    let (code, body) = req(s, "GET", tenant, path, "");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn alert_state_survives_restarts_without_renotifying() {
+    assert_eq!(rfc3339_ms("1970-01-02T00:00:01.5Z"), 86_401_500);
+    let dir = tempfile::tempdir().unwrap();
+    let am = alertmanager(&dir.path().join("am"));
+    let config = format!(
+        "storage:\n  wal_fsync: false\nruler:\n  alertmanager_url: http://{}\n  evaluation_interval: 1s\n  resend_delay: 1m\n",
+        am.addr
+    );
+    let node = dir.path().join("node");
+    let start = || {
+        Server::start(
+            Path::new(env!("CARGO_BIN_EXE_silt")),
+            &node,
+            &config,
+            free_port(),
+        )
+    };
+    let mut s = start();
+    let group = "name: errors\ninterval: 1s\nrules:\n  - alert: ApiErrors\n    expr: sum by (app) (count_over_time({app=\"api\"} |= \"error\" [1m])) > 0\n    for: 15s\n    labels: {severity: page}\n";
+    assert_eq!(
+        req(&s, "POST", "fake", "/loki/api/v1/rules/ops", group).0,
+        202
+    );
+    let push = |s: &Server| push_line(s, "api", "level=error msg=boom");
+    let alert =
+        |s: &Server| json(s, "fake", "/prometheus/api/v1/alerts")["data"]["alerts"][0].clone();
+    let mut active_at = String::new();
+    wait_for("a pending alert", || {
+        push(&s);
+        let a = alert(&s);
+        active_at = a["activeAt"].as_str().unwrap_or_default().to_string();
+        a["state"] == "pending"
+    });
+    let a_ms = rfc3339_ms(&active_at);
+    // SIGKILL 5s into the 15s `for`, then start again on the same data.
+    wait_for("5s into the for", || now_ms() >= a_ms + 5000);
+    assert!(am_alerts(&am).is_empty(), "fired early");
+    s.kill();
+    let killed = now_ms();
+    let s = start();
+    wait_for("the alert restored", || {
+        push(&s);
+        alert(&s)["activeAt"] == active_at.as_str()
+    });
+    let mut got = Vec::new();
+    wait_for("the alert in alertmanager", || {
+        push(&s);
+        got = am_alerts(&am);
+        !got.is_empty()
+    });
+    let starts = got[0]["startsAt"].as_str().unwrap().to_string();
+    let s_ms = rfc3339_ms(&starts);
+    assert!(
+        s_ms >= a_ms + 15_000,
+        "{starts} fired before activeAt {active_at} + for"
+    );
+    // A clock restarted at the restart would fire after killed + 15s.
+    assert!(
+        s_ms < killed + 15_000,
+        "{starts}: the for clock restarted ({active_at})"
+    );
+
+    // SIGKILL while firing: after the restart and more than `for`, Alertmanager has the
+    // same alert, not sent again (updatedAt), and Silt still counts from activeAt.
+    let updated = got[0]["updatedAt"].clone();
+    // An evaluation after the firing one: the firing one's state was saved (in order).
+    wait_for("an evaluation after firing", || {
+        let g = &json(&s, "fake", "/prometheus/api/v1/rules")["data"]["groups"][0];
+        g["lastEvaluation"]
+            .as_str()
+            .is_some_and(|t| rfc3339_ms(t) > s_ms)
+    });
+    let mut s = s;
+    s.kill();
+    let s = start();
+    let restarted = now_ms();
+    wait_for("evaluations 17s past the restart", || {
+        push(&s);
+        let g = &json(&s, "fake", "/prometheus/api/v1/rules")["data"]["groups"][0];
+        g["lastEvaluation"]
+            .as_str()
+            .is_some_and(|t| rfc3339_ms(t) >= restarted + 17_000)
+    });
+    let got = am_alerts(&am);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["startsAt"], starts.as_str(), "{got:#?}");
+    assert_eq!(
+        got[0]["updatedAt"], updated,
+        "re-sent after the restart: {got:#?}"
+    );
+    let a = alert(&s);
+    assert_eq!(
+        (&a["state"], &a["activeAt"]),
+        (&Value::from("firing"), &Value::from(active_at.as_str()))
+    );
+}
+
+/// Debian's `prometheus` with its remote-write receiver (`.ci/run` installs it).
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Prometheus on `addr` with its TSDB in `dir` (kept across restarts).
+fn prometheus(dir: &Path, addr: &str) -> Prometheus {
+    let bin = Path::new("/usr/bin/prometheus");
+    assert!(
+        bin.exists(),
+        "prometheus is not installed (apt-get install prometheus; .ci/run does)"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 1m\n").unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))
+        .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let p = Prometheus(child);
+    wait_for("prometheus ready", || {
+        matches!(http(addr, "GET", "/-/ready", &[], b""), Ok((200, _)))
+    });
+    p
+}
+
+fn prom_query(addr: &str, query: &str) -> Vec<Value> {
+    let path = format!("/api/v1/query?query={}", silt_testkit::enc(query));
+    let (code, body) = http(addr, "GET", &path, &[], b"").unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 200, "{v}");
+    v["data"]["result"].as_array().unwrap().clone()
+}
+
+/// A metric's value in Silt's `/metrics`.
+fn silt_metric(s: &Server, name: &str) -> f64 {
+    let (_, body) = http(&s.addr, "GET", "/metrics", &[], b"").unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn recording_rule_samples_reach_prometheus_and_wait_out_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let paddr = format!("127.0.0.1:{}", free_port());
+    let mut prom = prometheus(&dir.path().join("prom"), &paddr);
+    let config = format!(
+        "storage:\n  wal_fsync: false\nruler:\n  remote_write:\n    enabled: true\n    client:\n      url: http://{paddr}/api/v1/write\n      queue_config: {{max_backoff: 200ms}}\n"
+    );
+    let s = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_silt")),
+        &dir.path().join("node"),
+        &config,
+        free_port(),
+    );
+    let lines: Vec<_> = (0..5)
+        .map(|i| (silt_testkit::now_ns(), format!("line {i}")))
+        .collect();
+    silt_testkit::push_json(&s.addr, None, &[("app", "x")], &lines);
+    let group = "name: rec\ninterval: 1s\nrules:\n  - record: app:lines:count5m\n    expr: sum by (app) (count_over_time({app=\"x\"}[5m]))\n    labels: {source: silt}\n";
+    assert_eq!(
+        req(&s, "POST", "fake", "/loki/api/v1/rules/ops", group).0,
+        202
+    );
+
+    let mut got = Vec::new();
+    wait_for("the series in prometheus", || {
+        got = prom_query(&paddr, "app:lines:count5m");
+        !got.is_empty()
+    });
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(
+        got[0]["metric"],
+        serde_json::json!({"__name__": "app:lines:count5m", "app": "x", "source": "silt"})
+    );
+    assert_eq!(got[0]["value"][1], "5", "{got:#?}");
+
+    // Prometheus down: evaluations go on, their samples wait in the queue...
+    let _ = prom.0.kill();
+    let _ = prom.0.wait();
+    let down = now_ms();
+    wait_for("samples queued", || {
+        silt_metric(&s, "silt_ruler_remote_write_queue_samples") >= 3.0
+    });
+    let up = now_ms();
+    // ...and arrive once it is back on the same port and TSDB.
+    let _prom = prometheus(&dir.path().join("prom"), &paddr);
+    let window = format!("app:lines:count5m[{}s]", (now_ms() - down) / 1000 + 2);
+    let mut while_down = 0;
+    wait_for("the queued samples in prometheus", || {
+        let r = prom_query(&paddr, &window);
+        while_down = r
+            .first()
+            .and_then(|s| s["values"].as_array())
+            .map_or(0, |v| {
+                v.iter()
+                    .filter(|p| {
+                        let ms = (p[0].as_f64().unwrap() * 1000.0) as i64;
+                        ms > down && ms < up && p[1] == "5"
+                    })
+                    .count()
+            });
+        while_down >= 3
+    });
+    wait_for("the queue drained", || {
+        silt_metric(&s, "silt_ruler_remote_write_queue_samples") == 0.0
+    });
+    assert!(silt_metric(&s, "silt_ruler_remote_write_samples_sent_total") >= 4.0);
+    assert_eq!(
+        silt_metric(&s, "silt_ruler_remote_write_samples_dropped_total"),
+        0.0
+    );
+}
+
+#[test]
+fn deploy_rule_files_load_as_the_ruler_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules");
+    std::fs::create_dir_all(rules_dir.join("fake")).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/base/rules");
+    let mut names = Vec::new();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, rules_dir.join("fake").join(f.file_name().unwrap())).unwrap();
+        names.push(f.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(names.contains(&"silt-ingest".to_string()), "{names:?}");
+    // The start validates every rule (LogQL included); a bad one would stop it.
+    let s = start(&dir.path().join("node"), &rules_dir);
+    let v = json(&s, "fake", "/prometheus/api/v1/rules");
+    let groups = v["data"]["groups"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .all(|g| names.iter().any(|n| g["file"] == n.as_str())),
+        "{v}"
+    );
+    assert!(
+        groups.iter().any(|g| g["name"] == "silt-ingest-failures"),
+        "{v}"
     );
 }

@@ -42,6 +42,7 @@ mod keywords;
 pub mod labels;
 pub mod otlp;
 pub mod push;
+pub mod remote_write;
 pub mod time;
 pub mod validate;
 pub mod view;

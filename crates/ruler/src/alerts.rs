@@ -4,13 +4,15 @@
 
 use crate::template::expand;
 use crate::Rule;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Resolved alerts are kept (and re-sent) this long, as Prometheus does.
 const RESOLVED_RETENTION_NS: i64 = 15 * 60 * 1_000_000_000;
 
 /// An alert's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// Its condition holds, for less than the rule's `for`.
     Pending,
@@ -50,6 +52,22 @@ pub struct Alert {
     /// The value of that result.
     pub value: f64,
     /// When it was last sent to Alertmanager (ns).
+    pub last_sent: Option<i64>,
+}
+
+/// What is kept of an alert across a restart: its clock and when it was sent. Not its
+/// value or annotations, which the next evaluation sets, so the saved form only changes
+/// when the state does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedAlert {
+    pub labels: BTreeMap<String, String>,
+    pub state: AlertState,
+    pub active_at: i64,
+    #[serde(default)]
+    pub fired_at: Option<i64>,
+    #[serde(default)]
+    pub resolved_at: Option<i64>,
+    #[serde(default)]
     pub last_sent: Option<i64>,
 }
 
@@ -127,6 +145,46 @@ impl RuleAlerts {
         });
     }
 
+    /// Every alert, in the form kept across a restart.
+    pub fn saved(&self) -> Vec<SavedAlert> {
+        self.alerts
+            .values()
+            .map(|a| SavedAlert {
+                labels: a.labels.clone(),
+                state: a.state,
+                active_at: a.active_at,
+                fired_at: a.fired_at,
+                resolved_at: a.resolved_at,
+                last_sent: a.last_sent,
+            })
+            .collect()
+    }
+
+    /// Alerts saved before a restart, as seen at `now` (value and annotations come with
+    /// the next evaluation): a pending alert keeps its `for` clock, a firing one its
+    /// start and last send.
+    pub fn restore(saved: Vec<SavedAlert>, now: i64) -> RuleAlerts {
+        let alerts = saved
+            .into_iter()
+            .map(|s| {
+                let key = s.labels.clone().into_iter().collect();
+                let a = Alert {
+                    labels: s.labels,
+                    annotations: BTreeMap::new(),
+                    state: s.state,
+                    active_at: s.active_at,
+                    fired_at: s.fired_at,
+                    resolved_at: s.resolved_at,
+                    last_seen: now,
+                    value: 0.0,
+                    last_sent: s.last_sent,
+                };
+                (key, a)
+            })
+            .collect();
+        RuleAlerts { alerts }
+    }
+
     /// Pending and firing alerts.
     pub fn active(&self) -> impl Iterator<Item = &Alert> {
         self.alerts
@@ -197,6 +255,33 @@ mod tests {
         assert_eq!(sent[0].state, AlertState::Inactive);
         assert_eq!(sent[0].resolved_at, Some(80 * S));
         assert!(a.due(90 * S, 60 * S).is_empty(), "resolution sent once");
+    }
+
+    #[test]
+    fn restored_alerts_keep_their_clock_and_last_send() {
+        let r = rule("10s", None);
+        let mut a = RuleAlerts::default();
+        a.update(&r, 0, res(1.0));
+        let saved = a.saved();
+        assert_eq!(saved[0].state, AlertState::Pending);
+        // Restarted at 6s: fires at 10s (activeAt 0 + for), not 16s.
+        let mut b = RuleAlerts::restore(saved, 6 * S);
+        b.update(&r, 7 * S, res(1.0));
+        assert_eq!(b.active().next().unwrap().state, AlertState::Pending);
+        b.update(&r, 10 * S, res(1.0));
+        assert_eq!(b.active().next().unwrap().state, AlertState::Firing);
+        assert_eq!(b.due(10 * S, 60 * S).len(), 1);
+        // Restarted while firing: same start, not sent again before the resend delay.
+        let mut c = RuleAlerts::restore(b.saved(), 20 * S);
+        c.update(&r, 21 * S, res(2.0));
+        let al = c.active().next().unwrap();
+        assert_eq!(
+            (al.state, al.active_at, al.fired_at),
+            (AlertState::Firing, 0, Some(10 * S))
+        );
+        assert_eq!(al.annotations["summary"], "api has 2 errors");
+        assert!(c.due(21 * S, 60 * S).is_empty());
+        assert_eq!(c.due(70 * S, 60 * S).len(), 1);
     }
 
     #[test]

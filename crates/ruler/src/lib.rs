@@ -6,6 +6,6 @@ mod alerts;
 mod rules;
 mod template;
 
-pub use alerts::{Alert, AlertState, RuleAlerts};
+pub use alerts::{Alert, AlertState, RuleAlerts, SavedAlert};
 pub use rules::{parse_group, parse_namespace, Rule, RuleError, RuleGroup, RuleGroups};
 pub use template::expand;

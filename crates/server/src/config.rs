@@ -771,8 +771,12 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 mod gateway;
+mod remote_write;
 mod ruler;
 pub use gateway::{GatewayConfig, OneOrMany, Target};
+pub use remote_write::{
+    Authorization, BasicAuth, QueueConfig, RemoteWriteClient, RemoteWriteConfig,
+};
 pub use ruler::{RulerConfig, RulerLocal, RulerStorage};
 
 #[cfg(test)]

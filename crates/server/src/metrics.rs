@@ -43,6 +43,12 @@ pub struct Metrics {
     /// Alerts sent to Alertmanager, and posts that failed.
     pub ruler_alerts_sent: Counter,
     pub ruler_notifications_failed: Counter,
+    /// Recording rules' samples: delivered by remote write, refused by the receiver
+    /// (4xx), dropped from a full queue; samples queued now (all receivers).
+    pub ruler_rw_sent: Counter,
+    pub ruler_rw_failed: Counter,
+    pub ruler_rw_dropped: Counter,
+    pub ruler_rw_queue: Gauge,
     /// Push requests by answer status.
     pub push_requests: Family<StatusLabel, Counter>,
     /// Entries rejected at push, by reason.
@@ -129,6 +135,30 @@ impl Metrics {
             "Posts to an Alertmanager that failed after retries",
             ruler_notifications_failed.clone(),
         );
+        let ruler_rw_sent = Counter::default();
+        registry.register(
+            "silt_ruler_remote_write_samples_sent",
+            "Recording rule samples delivered by remote write",
+            ruler_rw_sent.clone(),
+        );
+        let ruler_rw_failed = Counter::default();
+        registry.register(
+            "silt_ruler_remote_write_samples_failed",
+            "Recording rule samples a remote-write receiver refused (4xx other than 429); dropped",
+            ruler_rw_failed.clone(),
+        );
+        let ruler_rw_dropped = Counter::default();
+        registry.register(
+            "silt_ruler_remote_write_samples_dropped",
+            "Recording rule samples dropped because the remote-write queue was full",
+            ruler_rw_dropped.clone(),
+        );
+        let ruler_rw_queue = Gauge::default();
+        registry.register(
+            "silt_ruler_remote_write_queue_samples",
+            "Recording rule samples waiting to be sent, all receivers",
+            ruler_rw_queue.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store)));
         Metrics {
             ruler_evaluations,
@@ -136,6 +166,10 @@ impl Metrics {
             ruler_group_duration,
             ruler_alerts_sent,
             ruler_notifications_failed,
+            ruler_rw_sent,
+            ruler_rw_failed,
+            ruler_rw_dropped,
+            ruler_rw_queue,
             registry,
             push_requests,
             discarded_entries,

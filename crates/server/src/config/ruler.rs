@@ -1,5 +1,6 @@
 //! The `ruler:` block, with Loki's keys.
 
+use super::RemoteWriteConfig;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct RulerConfig {
     /// A firing alert is sent again this often (Alertmanager expires it otherwise).
     #[serde(deserialize_with = "super::de_duration")]
     pub resend_delay: Duration,
+    /// Where recording rules' samples are sent (Prometheus remote write).
+    pub remote_write: RemoteWriteConfig,
 }
 
 /// `ruler.storage`.
@@ -51,6 +54,7 @@ impl Default for RulerConfig {
             alertmanager_url: String::new(),
             evaluation_interval: Duration::from_secs(60),
             resend_delay: Duration::from_secs(60),
+            remote_write: RemoteWriteConfig::default(),
         }
     }
 }
@@ -98,14 +102,8 @@ impl RulerConfig {
         if self.evaluation_interval < Duration::from_secs(1) {
             return Err(("ruler.evaluation_interval", "must be at least 1s".into()));
         }
-        if let Some(d) = &self.storage.local.directory {
-            if !d.is_dir() {
-                return Err((
-                    "ruler.storage.local.directory",
-                    format!("{} is not a directory", d.display()),
-                ));
-            }
-        }
-        Ok(())
+        // The directory itself is checked at start (Rules::load): a config checked on
+        // another machine (check-config in CI) need not have it.
+        self.remote_write.validate()
     }
 }

@@ -1,8 +1,10 @@
 //! Evaluation: each group on its interval, each rule as an instant query at the
-//! evaluation time; alerting rules' alerts kept across evaluations and sent to
-//! Alertmanager (v2 API), never in the way of pushes or queries (its own task, the
-//! engine on blocking threads like any query, notifications with a timeout).
+//! evaluation time; alerting rules' alerts kept across evaluations (and restarts:
+//! `state.rs`) and sent to Alertmanager (v2 API), recording rules' samples queued for
+//! remote write (`remote_write.rs`); never in the way of pushes or queries (its own task,
+//! the engine on blocking threads like any query, notifications with a timeout).
 
+use super::remote_write::{record_samples, RemoteWriter};
 use crate::app::AppState;
 use crate::query::{evaluate, Run};
 use serde_json::json;
@@ -44,6 +46,7 @@ pub(crate) fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         .build()
         .expect("http client");
     tokio::spawn(async move {
+        let writer = RemoteWriter::start(&state);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -61,7 +64,8 @@ pub(crate) fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                             .get(&key)
                             .is_none_or(|e| now >= e.next);
                         if due {
-                            run_group(&state, &client, &key, &g, now, default).await;
+                            let ctx = (&client, writer.as_ref());
+                            run_group(&state, ctx, &key, &g, now, default).await;
                         }
                     }
                 }
@@ -73,7 +77,7 @@ pub(crate) fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
 
 async fn run_group(
     state: &Arc<AppState>,
-    client: &reqwest::Client,
+    (client, writer): (&reqwest::Client, Option<&RemoteWriter>),
     key: &GroupKey,
     g: &RuleGroup,
     now: i64,
@@ -93,6 +97,12 @@ async fn run_group(
             seen: Some(g.clone()),
             ..Default::default()
         };
+        // First evaluation since the start: alerts saved before it, if the group is the same.
+        if let Some(saved) = state.rules.states.take(key, g, now) {
+            for (re, alerts) in ev.rules.iter_mut().zip(saved) {
+                re.alerts = alerts;
+            }
+        }
     }
     let started = Instant::now();
     let mut to_send = Vec::new();
@@ -111,6 +121,16 @@ async fn run_group(
             }
             Ok(r)
         });
+        // Recording rules: samples to the remote-write queues (appended, never awaited).
+        let outcome = match (outcome, &rule.record, writer) {
+            (Ok(r), Some(_), Some(w)) => {
+                record_samples(rule, &key.0, now / 1_000_000, r).map(|samples| {
+                    w.push(&state.metrics, &samples);
+                    Vec::new()
+                })
+            }
+            (other, _, _) => other,
+        };
         match outcome {
             Ok(results) => {
                 re.last_error.clear();
@@ -141,6 +161,7 @@ async fn run_group(
     if !to_send.is_empty() {
         notify(state, client, &key.0, &to_send, interval).await;
     }
+    state.rules.save_alert_state(&key.0).await;
 }
 
 /// The rule's expression as an instant query at `at`: result series and values.

@@ -1,10 +1,13 @@
 //! The ruler's rule store: groups posted through the config API, kept per tenant and
 //! namespace in the object store (`rules/<tenant>/<namespace>.yaml`, so a node that
 //! starts from the bucket has them), plus read-only files from `ruler.storage.local.
-//! directory` (Loki's layout `<directory>/<tenant>/<namespace>.yaml`).
+//! directory` (Loki's layout `<directory>/<tenant>/<namespace>.yaml`). Each tenant's
+//! alert state lives beside its rules (`state.rs`).
 
 pub(crate) mod api;
 pub(crate) mod eval;
+pub(crate) mod remote_write;
+pub(crate) mod state;
 
 use parking_lot::RwLock;
 use silt_ruler::{RuleGroup, RuleGroups};
@@ -28,6 +31,8 @@ pub(crate) struct Rules {
     write: tokio::sync::Mutex<()>,
     /// Evaluation state of every group evaluated.
     pub(crate) evals: eval::Evals,
+    /// Alert state saved before a restart, and what was saved.
+    pub(crate) states: state::AlertStates,
 }
 
 /// Why a change was refused.
@@ -48,6 +53,7 @@ impl Rules {
             local: Default::default(),
             write: Default::default(),
             evals: Default::default(),
+            states: Default::default(),
         }
     }
 
@@ -69,14 +75,16 @@ impl Rules {
     /// Drops the evaluation state of groups that no longer exist.
     pub(crate) fn forget_removed(&self) {
         let all = self.all();
-        self.evals.lock().retain(|(t, ns, g), _| {
+        let exists = |(t, ns, g): &eval::GroupKey| {
             all.iter().any(|(tt, nss)| {
                 tt == t
                     && nss
                         .get(ns)
                         .is_some_and(|gs| gs.iter().any(|x| &x.name == g))
             })
-        });
+        };
+        self.evals.lock().retain(|k, _| exists(k));
+        self.states.retain(exists);
     }
 
     /// Loads the stored rules and the rules directory. A bad file in the directory stops
@@ -87,6 +95,10 @@ impl Rules {
         }
         let mut stored: HashMap<String, Namespaces> = HashMap::new();
         for path in self.objects.list(PREFIX).await? {
+            if let Some(tenant) = state::state_tenant(&path) {
+                self.states.loaded(tenant, &self.objects.get(&path).await?);
+                continue;
+            }
             let Some((tenant, ns)) = parse_path(&path) else {
                 continue;
             };
@@ -242,6 +254,12 @@ fn unescape(s: &str) -> Option<String> {
 /// Reads `<dir>/<tenant>/<namespace>.yaml` (or `.yml`); any invalid file is an error
 /// naming it.
 fn read_dir(dir: &Path) -> anyhow::Result<HashMap<String, Namespaces>> {
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "ruler.storage.local.directory: {} is not a directory",
+            dir.display()
+        );
+    }
     let mut out: HashMap<String, Namespaces> = HashMap::new();
     for t in std::fs::read_dir(dir)? {
         let t = t?;
@@ -280,5 +298,11 @@ mod tests {
             assert_eq!(p.matches('/').count(), 2, "{p}");
             assert_eq!(parse_path(&p), Some(("t".into(), ns.into())), "{p}");
         }
+    }
+
+    #[test]
+    fn a_missing_rules_directory_is_named() {
+        let e = read_dir(Path::new("/nonexistent/rules")).unwrap_err();
+        assert!(e.to_string().contains("is not a directory"), "{e}");
     }
 }
