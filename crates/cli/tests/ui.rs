@@ -337,8 +337,15 @@ fn explore_view_in_a_browser() {
     );
     assert_eq!(b.eval("document.getElementById('logs').hidden"), true);
 
-    // A syntax error is shown with Loki's message and marked in the editor.
-    b.open(&page_url(&server, r#"{app="web""#, ""));
+    // A syntax error, typed and run from the keyboard, is shown with Loki's message and
+    // marked in the editor.
+    b.open(&format!("{}/", server.url()));
+    b.eval("document.getElementById('query').focus()");
+    b.call("Input.insertText", json!({"text": r#"{app="web""#}));
+    b.key("Escape", "Escape", 27, 0);
+    b.eval("document.body.dataset.state = 'acting'");
+    b.key("Enter", "Enter", 13, 2);
+    b.wait_done();
     let err = b.eval("document.getElementById('error').textContent");
     assert!(
         err.as_str()
@@ -620,4 +627,74 @@ fn completion_in_the_editor() {
     b.eval("document.getElementById('query').value = ''");
     b.call("Input.insertText", json!({"text": "count_o"}));
     assert_eq!(completions(&mut b), vec!["count_over_time"]);
+}
+
+/// The conformance kit's data: what the UI shows is what the API answers.
+#[test]
+fn kit_data_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        silt_testkit::conformance_server(Path::new(env!("CARGO_BIN_EXE_silt")), dir.path());
+    let (from, to) = ("2024-01-01T00:00:00Z", "2024-01-01T06:00:00Z");
+    let mut b = Browser::launch();
+
+    let q = r#"{service_name="nginx"} |= "POST" |= "500""#;
+    b.open(&format!(
+        "{}/?query={}&from={from}&to={to}&limit=50",
+        server.url(),
+        enc(q)
+    ));
+    let path = format!(
+        "/loki/api/v1/query_range?query={}&start={from}&end={to}&limit=50&direction=backward",
+        enc(q)
+    );
+    let (st, body) = http(&server.addr, "GET", &path, &[], b"").unwrap();
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let mut want: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["values"].as_array().unwrap().clone())
+        .map(|e| {
+            (
+                e[0].as_str().unwrap().to_string(),
+                e[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    want.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(b.0.cmp(&a.0)));
+    let want: Vec<String> = want.into_iter().map(|(_, l)| l).collect();
+    assert_eq!(want.len(), 50);
+    assert_eq!(shown_lines(&mut b), want);
+    // The histogram counts every matching line of the range, not just the 50 shown.
+    let total = b.eval(
+        "[...document.querySelectorAll('svg.histogram rect.bar title')]
+           .map(t => Number(t.textContent.split(': ')[1])).reduce((a, b) => a + b, 0)",
+    );
+    let count_q = format!("sum(count_over_time({q} [6h]))");
+    let path = format!("/loki/api/v1/query?query={}&time={to}", enc(&count_q));
+    let (_, body) = http(&server.addr, "GET", &path, &[], b"").unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let n: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total.as_f64().unwrap(), n);
+
+    // A metric query over the kit: one path per series the API returns.
+    let m = r#"sum by (level) (count_over_time({service_name="web-server"} | json [5m]))"#;
+    b.open(&format!(
+        "{}/?query={}&from={from}&to={to}",
+        server.url(),
+        enc(m)
+    ));
+    let paths = b.eval("document.querySelectorAll('svg.timeseries path.series').length");
+    assert!(paths.as_u64().unwrap() >= 3, "{paths}");
+    let legend = b.eval("document.querySelector('#graph .legend').textContent");
+    assert!(
+        legend.as_str().unwrap().contains(r#"{level="error"}"#),
+        "{legend}"
+    );
 }
