@@ -17,9 +17,23 @@ use tungstenite::{Message, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Chromium's process group: killed whole when dropped, so no renderer or GPU process
+/// outlives the test (even one that panics half-way through starting it).
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A headless Chromium and its one page, over the DevTools protocol.
 struct Browser {
-    child: Child,
+    _chromium: Group,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next: u64,
     _profile: tempfile::TempDir,
@@ -27,6 +41,7 @@ struct Browser {
 
 impl Browser {
     fn launch() -> Browser {
+        use std::os::unix::process::CommandExt as _;
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new("chromium")
             .args([
@@ -42,10 +57,12 @@ impl Browser {
             .arg("about:blank")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromium not found: install Debian's chromium (.ci/run does)");
-        // Chromium prints the browser's DevTools address on stderr once it listens.
         let mut err = BufReader::new(child.stderr.take().unwrap());
+        let chromium = Group(child);
+        // Chromium prints the browser's DevTools address on stderr once it listens.
         let mut line = String::new();
         let browser_ws = loop {
             line.clear();
@@ -71,7 +88,7 @@ impl Browser {
         let url = page["webSocketDebuggerUrl"].as_str().unwrap();
         let (ws, _) = tungstenite::connect(url).expect("DevTools connection");
         Browser {
-            child,
+            _chromium: chromium,
             ws,
             next: 0,
             _profile: profile,
@@ -159,13 +176,6 @@ impl Browser {
         let dir = screenshots_dir();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
