@@ -221,6 +221,39 @@ fn gateway_authenticates_and_maps_users_to_tenants() {
         std::fs::write(dir.path().join("htpasswd"), t).unwrap();
     }
 
+    // Live tail through the gateway, in the user's tenant.
+    let tail_url = format!(
+        "ws://{}/loki/api/v1/tail?query={}",
+        gw.addr,
+        enc(r#"{app="gw"}"#)
+    );
+    let open = |headers: &[(&'static str, &str)]| {
+        use tungstenite::client::IntoClientRequest;
+        let mut req = tail_url.as_str().into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(*k, v.parse().unwrap());
+        }
+        tungstenite::connect(req)
+    };
+    match open(&[]) {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 401),
+        other => panic!("unauthenticated tail: {:?}", other.map(|_| ())),
+    }
+    let h = [("Authorization", bob.as_str()), ("X-Scope-OrgID", "team-c")];
+    let (mut ws, _) = open(&h).expect("tail through the gateway");
+    assert_eq!(push(&gw.addr, &h, "tailed in c").0, 204);
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    let got = loop {
+        match ws.read().expect("a tail frame within 20 s") {
+            tungstenite::Message::Text(t) if t.contains("tailed in c") => break t.to_string(),
+            _ => {}
+        }
+    };
+    assert!(!got.contains("from alice"), "{got}");
+    drop(ws);
+
     // The node gone: 502, not a hang.
     drop(node);
     let (st, _) = lines(

@@ -4,6 +4,7 @@
 //! and everything else to a reader. It stores nothing.
 
 mod auth;
+mod tail;
 
 use crate::config::Config;
 use crate::limiter::RateLimiter;
@@ -71,12 +72,6 @@ fn writer_for<'a>(writers: &'a [String], tenant: &str) -> &'a str {
 impl Gateway {
     async fn handle(&self, req: Request) -> Response {
         let headers = req.headers();
-        if str_header(headers, "upgrade").is_some() {
-            return refuse(
-                StatusCode::NOT_IMPLEMENTED,
-                "live tail through the gateway is not supported yet: tail a reader directly",
-            );
-        }
         let tenant = match self.auth.tenant(
             str_header(headers, "authorization"),
             str_header(headers, TENANT),
@@ -102,6 +97,13 @@ impl Gateway {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
         let push = PUSH_PATHS.contains(&req.uri().path());
+        if str_header(req.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        {
+            let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+            let reader = &self.readers[start % self.readers.len()];
+            let (mut parts, _) = req.into_parts();
+            return tail::proxy(&mut parts, reader, &path, tenant.as_deref()).await;
+        }
         let method = req.method().clone();
         let mut fwd = reqwest::header::HeaderMap::new();
         for (k, v) in req.headers() {
