@@ -3,7 +3,7 @@
 //! user → tenant mapping, per-tenant request limits and TLS with client certificates.
 
 use base64::Engine as _;
-use silt_testkit::{enc, free_port, http, now_ns, Server};
+use silt_testkit::{enc, free_port, http, now_ns, raw_get, Server};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -194,7 +194,7 @@ fn gateway_authenticates_and_maps_users_to_tenants() {
         let (st, body) = lines(&gw.addr, &headers);
         assert_eq!(st, 401, "{auth:?}: {body:?}");
     }
-    let raw = raw_status_and_headers(&gw.addr, "/loki/api/v1/labels");
+    let raw = raw_get(&gw.addr, "/loki/api/v1/labels", &[]);
     assert!(
         raw.contains("www-authenticate: Basic realm=\"silt\""),
         "{raw}"
@@ -261,27 +261,6 @@ fn gateway_authenticates_and_maps_users_to_tenants() {
         &[("Authorization", &bob), ("X-Scope-OrgID", "team-c")],
     );
     assert_eq!(st, 502);
-}
-
-/// Status line and lower-cased headers of an unauthenticated GET.
-fn raw_status_and_headers(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let head = out.split("\r\n\r\n").next().unwrap_or_default();
-    head.lines()
-        .map(|l| match l.split_once(": ") {
-            Some((k, v)) => format!("{}: {v}", k.to_lowercase()),
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! ones in `docs/ui/` are copies of them).
 
 use serde_json::{json, Value};
-use silt_testkit::{enc, free_port, http, now_ns, push_json, Server};
+use silt_testkit::{enc, free_port, http, now_ns, push_json, raw_get, Server};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -538,26 +538,6 @@ fn assets_are_compressed_cached_and_local() {
     }
     let (status, _) = http(&server.addr, "GET", "/ui/nope.js", &[], b"").unwrap();
     assert_eq!(status, 404);
-}
-
-/// A GET answered as raw text (status line and lower-cased headers kept).
-fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    format!(
-        "{}\r\n\r\n{body}",
-        head.to_lowercase().replacen("http/1.1", "HTTP/1.1", 1)
-    )
 }
 
 fn header(raw: &str, name: &str) -> String {

@@ -750,6 +750,14 @@ enum NumOrStr {
     Str(String),
 }
 
+/// Checks that `u` is an absolute http(s) URL with a host; the error names it.
+pub(crate) fn check_http_url(u: &str) -> Result<(), String> {
+    match reqwest::Url::parse(u) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err(format!("{u:?} is not an http(s) URL")),
+    }
+}
+
 pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) if n >= 0.0 => Ok(Duration::from_secs_f64(n)),

@@ -34,19 +34,27 @@ fn etag(content: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(content.as_bytes()))
 }
 
-/// The page with every asset URL versioned by its content.
-fn index() -> &'static (String, String) {
-    static PAGE: OnceLock<(String, String)> = OnceLock::new();
-    PAGE.get_or_init(|| {
+/// The page with every asset URL versioned by its content, and the ETags of the page and
+/// of each asset (in [`ASSETS`] order), computed once.
+struct Tagged {
+    page: String,
+    page_tag: String,
+    asset_tags: Vec<String>,
+}
+
+fn tagged() -> &'static Tagged {
+    static TAGGED: OnceLock<Tagged> = OnceLock::new();
+    TAGGED.get_or_init(|| {
+        let asset_tags: Vec<String> = ASSETS.iter().map(|(_, _, c)| etag(c)).collect();
         let mut page = INDEX.to_string();
-        for (name, _, content) in ASSETS {
-            page = page.replace(
-                &format!("/ui/{name}\""),
-                &format!("/ui/{name}?v={}\"", etag(content)),
-            );
+        for ((name, _, _), tag) in ASSETS.iter().zip(&asset_tags) {
+            page = page.replace(&format!("/ui/{name}\""), &format!("/ui/{name}?v={tag}\""));
         }
-        let tag = etag(&page);
-        (page, tag)
+        Tagged {
+            page_tag: etag(&page),
+            page,
+            asset_tags,
+        }
     })
 }
 
@@ -66,7 +74,11 @@ fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
 }
 
 async fn page(headers: HeaderMap) -> Response {
-    let (page, tag) = index();
+    let Tagged {
+        page,
+        page_tag: tag,
+        ..
+    } = tagged();
     if not_modified(&headers, tag) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
@@ -82,11 +94,12 @@ async fn page(headers: HeaderMap) -> Response {
 }
 
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    let Some((_, ctype, content)) = ASSETS.iter().find(|(n, _, _)| *n == file) else {
+    let Some(i) = ASSETS.iter().position(|(n, _, _)| *n == file) else {
         return (StatusCode::NOT_FOUND, "no such asset\n").into_response();
     };
-    let tag = etag(content);
-    if not_modified(&headers, &tag) {
+    let (_, ctype, content) = ASSETS[i];
+    let tag = &tagged().asset_tags[i];
+    if not_modified(&headers, tag) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     (
@@ -99,7 +112,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
             ),
             (header::ETAG, format!("\"{tag}\"")),
         ],
-        *content,
+        content,
     )
         .into_response()
 }

@@ -186,6 +186,31 @@ pub fn enc(s: &str) -> String {
     out
 }
 
+/// A GET answered as raw text, for tests of headers: the status line, the headers with
+/// lower-cased names (values as sent), a blank line, then the body (lossy UTF-8).
+pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head: Vec<String> = head
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match l.split_once(": ") {
+            Some((k, v)) if i > 0 => format!("{}: {v}", k.to_lowercase()),
+            _ => l.to_string(),
+        })
+        .collect();
+    format!("{}\r\n\r\n{body}", head.join("\r\n"))
+}
+
 /// `../shared` beside the checkout.
 pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")

@@ -110,9 +110,7 @@ impl GatewayConfig {
                 ));
             }
             for u in urls {
-                if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 {
-                    return Err((key, format!("{u:?} is not an http(s) URL")));
-                }
+                super::check_http_url(u).map_err(|e| (key, e))?;
             }
         }
         for (key, file) in [

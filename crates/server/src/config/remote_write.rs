@@ -145,8 +145,8 @@ impl RemoteWriteConfig {
         }
         for (name, c) in self.receivers() {
             let bad = |msg: String| Err(("ruler.remote_write", format!("client {name:?}: {msg}")));
-            if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-                return bad(format!("url {:?} is not an http(s) URL", c.url));
+            if let Err(e) = super::check_http_url(&c.url) {
+                return bad(format!("url {e}"));
             }
             if c.remote_timeout.is_zero() {
                 return bad("remote_timeout must be above 0".into());

@@ -92,12 +92,7 @@ impl RulerConfig {
             }
         }
         for u in self.alertmanager_urls() {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err((
-                    "ruler.alertmanager_url",
-                    format!("{u:?} is not an http(s) URL"),
-                ));
-            }
+            super::check_http_url(u).map_err(|e| ("ruler.alertmanager_url", e))?;
         }
         if self.evaluation_interval < Duration::from_secs(1) {
             return Err(("ruler.evaluation_interval", "must be at least 1s".into()));

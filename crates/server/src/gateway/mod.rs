@@ -70,6 +70,14 @@ fn writer_for<'a>(writers: &'a [String], tenant: &str) -> &'a str {
 }
 
 impl Gateway {
+    /// Every reader, starting with the next one in turn (the rest are the fallbacks).
+    fn readers_in_turn(&self) -> Vec<&str> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        (0..self.readers.len())
+            .map(|i| self.readers[(start + i) % self.readers.len()].as_str())
+            .collect()
+    }
+
     async fn handle(&self, req: Request) -> Response {
         let headers = req.headers();
         let tenant = match self.auth.tenant(
@@ -99,9 +107,8 @@ impl Gateway {
         let push = PUSH_PATHS.contains(&req.uri().path());
         if str_header(req.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         {
-            let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-            let reader = &self.readers[start % self.readers.len()];
             let (mut parts, _) = req.into_parts();
+            let reader = self.readers_in_turn()[0];
             return tail::proxy(&mut parts, reader, &path, tenant.as_deref()).await;
         }
         let method = req.method().clone();
@@ -134,10 +141,7 @@ impl Gateway {
                 tenant.as_deref().unwrap_or("fake"),
             )]
         } else {
-            let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-            (0..self.readers.len())
-                .map(|i| self.readers[(start + i) % self.readers.len()].as_str())
-                .collect()
+            self.readers_in_turn()
         };
         let mut last_err = String::new();
         for up in upstreams {
