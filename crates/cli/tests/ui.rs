@@ -60,21 +60,26 @@ impl Browser {
             .process_group(0)
             .spawn()
             .expect("chromium not found: install Debian's chromium (.ci/run does)");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let err = child.stderr.take().unwrap();
         let chromium = Group(child);
-        // Chromium prints the browser's DevTools address on stderr once it listens.
-        let mut line = String::new();
-        let browser_ws = loop {
-            line.clear();
-            assert!(
-                err.read_line(&mut line).unwrap() > 0,
-                "chromium exited before listening"
-            );
-            if let Some(at) = line.find("ws://") {
-                break line[at..].trim().to_string();
+        // Chromium prints the browser's DevTools address on stderr once it listens; read
+        // on a thread so a Chromium that never starts fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut err = BufReader::new(err);
+            let mut line = String::new();
+            while err.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(at) = line.find("ws://") {
+                    let _ = tx.send(line[at..].trim().to_string());
+                    let _ = std::io::copy(&mut err, &mut std::io::sink());
+                    return;
+                }
+                line.clear();
             }
-        };
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        });
+        let browser_ws = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("chromium did not print its DevTools address within 60 s (or exited)");
         let host = browser_ws["ws://".len()..]
             .split('/')
             .next()
@@ -87,6 +92,10 @@ impl Browser {
             .expect("a page target");
         let url = page["webSocketDebuggerUrl"].as_str().unwrap();
         let (ws, _) = tungstenite::connect(url).expect("DevTools connection");
+        // A browser that stops answering fails the call instead of hanging the test.
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        }
         Browser {
             _chromium: chromium,
             ws,
