@@ -2,6 +2,7 @@
 //! encodes a frozen head in place and a compaction streams its inputs through it without
 //! holding them whole.
 
+use crate::chunks::{recycle, Unpacked};
 use crate::head::{HeadStream, TenantHead};
 use crate::segment::{stream_order, SegmentMeta, SegmentStream, REST_COLUMN};
 use crate::{Error, Result};
@@ -44,53 +45,61 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
         .build())
 }
 
-/// A segment ready to upload.
-pub struct Encoded {
-    /// The Parquet file, in parts of [`OUT_PART`] bytes.
-    pub data: Vec<Vec<u8>>,
-    /// The content index, when asked for.
-    pub content: Option<Vec<u8>>,
-    /// The sidecar.
-    pub meta: SegmentMeta,
-}
-
-impl Encoded {
-    /// Uploads the objects in commit order: data and content index first, then the
-    /// sidecar, whose presence means a complete segment.
-    pub(crate) async fn put(self, objects: &crate::objects::Objects) -> Result<SegmentMeta> {
-        objects.put_parts(&self.meta.data_path(), self.data).await?;
-        if let Some(c) = self.content {
-            objects.put(&self.meta.content_path(), c).await?;
+/// Writes the Parquet file `<dir>/<id>.parquet` with `write` (for example
+/// [`encode_into`]) and syncs it, so it is moved into place or uploaded in parts, never
+/// held in memory whole; removed again when writing fails. Returns what `write` returns
+/// beside its output, and the file.
+pub(crate) fn encode_file<T>(
+    dir: &std::path::Path,
+    id: &str,
+    write: impl FnOnce(FileOut) -> Result<(T, FileOut)>,
+) -> Result<(T, std::path::PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(format!("{id}.parquet"));
+    let written = (|| {
+        let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+        let (t, out) = write(out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(t)
+    })();
+    match written {
+        Ok(t) => Ok((t, file)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&file);
+            Err(e)
         }
-        objects
-            .put(&self.meta.index_path(), serde_json::to_vec(&self.meta)?)
-            .await?;
-        Ok(self.meta)
     }
 }
 
-/// Encodes a tenant's frozen head as a Parquet file and, with `content_index`, the
-/// content index beside it.
-pub fn encode(
+/// A segment file being written.
+pub(crate) type FileOut = std::io::BufWriter<std::fs::File>;
+
+/// Encodes a tenant's frozen head as a Parquet file into `out`; returns the sidecar,
+/// `out` and the content index.
+pub(crate) fn encode_into<W: std::io::Write + Send>(
+    out: W,
     tenant: &str,
     id: &str,
     head: &mut TenantHead,
     wal_through: u64,
     zstd_level: i32,
     content_index: bool,
-) -> Result<Encoded> {
+) -> Result<(SegmentMeta, W, Option<Vec<u8>>)> {
     for s in head.streams.values_mut() {
         s.sort();
     }
     let mut streams: Vec<&HeadStream> = head.streams.values().filter(|s| !s.is_empty()).collect();
     streams.sort_by(|a, b| stream_order(&a.labels, &b.labels));
     // Column per metadata key, most frequent first. Entries are read in place from the
-    // head's arenas, never copied into owned entries.
-    let mut pairs = Vec::new();
+    // head's arenas, never copied into owned entries; one reader's cache of decompressed
+    // chunks serves the whole head (nothing changes it meanwhile).
+    let mut u = Unpacked::default();
     let mut key_counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut spare = Vec::new();
     for s in &streams {
-        for i in 0..s.len() {
-            s.meta_pairs(i, &mut pairs);
+        for i in (0..s.len()).filter(|&i| s.has_meta(i)) {
+            let mut pairs = recycle(std::mem::take(&mut spare));
+            s.read(i, &mut u, &mut pairs);
             for (k, _) in &pairs {
                 match key_counts.get_mut(*k) {
                     Some(n) => *n += 1,
@@ -99,13 +108,15 @@ pub fn encode(
                     }
                 }
             }
+            spare = recycle(pairs);
         }
     }
-    let mut w = SegmentWriter::new(MdColumns::by_count(key_counts), zstd_level, content_index)?;
+    let md = MdColumns::by_count(key_counts);
+    let mut w = SegmentWriter::to(out, md, zstd_level, content_index)?;
     for s in streams {
-        w.push_stream(s)?;
+        w.push_stream(s, &mut u)?;
     }
-    w.finish(tenant, id, wal_through)
+    w.close(tenant, id, wal_through)
 }
 
 /// The structured-metadata columns of a segment.
@@ -134,7 +145,7 @@ impl MdColumns {
 
 /// Writes one segment from streams given in [`stream_order`], each sorted by time, into
 /// memory (a flush) or a file (a compaction).
-pub(crate) struct SegmentWriter<W: std::io::Write + Send = Out> {
+pub(crate) struct SegmentWriter<W: std::io::Write + Send> {
     writer: ArrowWriter<Counted<W>>,
     schema: Arc<Schema>,
     md_keys: Vec<String>,
@@ -147,22 +158,6 @@ pub(crate) struct SegmentWriter<W: std::io::Write + Send = Out> {
     level: i32,
     /// The most the Parquet writer buffered (the row group being built), for the log.
     buffered: usize,
-}
-
-impl SegmentWriter<Out> {
-    pub(crate) fn new(md: MdColumns, level: i32, content_index: bool) -> Result<Self> {
-        SegmentWriter::to(Out::default(), md, level, content_index)
-    }
-
-    /// Closes the file.
-    pub(crate) fn finish(self, tenant: &str, id: &str, wal_through: u64) -> Result<Encoded> {
-        let (meta, out, content) = self.close(tenant, id, wal_through)?;
-        Ok(Encoded {
-            meta,
-            data: out.parts,
-            content,
-        })
-    }
 }
 
 impl<W: std::io::Write + Send> SegmentWriter<W> {
@@ -200,7 +195,7 @@ impl<W: std::io::Write + Send> SegmentWriter<W> {
     }
 
     /// Appends a stream, sorted, after the previous one in [`stream_order`].
-    pub(crate) fn push_stream(&mut self, s: &HeadStream) -> Result<()> {
+    pub(crate) fn push_stream(&mut self, s: &HeadStream, u: &mut Unpacked) -> Result<()> {
         if s.is_empty() {
             return Ok(());
         }
@@ -215,14 +210,15 @@ impl<W: std::io::Write + Send> SegmentWriter<W> {
         });
         self.range = (self.range.0.min(s.min_ts), self.range.1.max(s.max_ts));
         self.raw += s.bytes as u64;
-        let mut pairs = Vec::new();
+        let mut spare = Vec::new();
         for i in 0..s.len() {
-            s.meta_pairs(i, &mut pairs);
-            let line = s.line_str(i);
+            let mut pairs = recycle(std::mem::take(&mut spare));
+            let line = s.read(i, u, &mut pairs);
             if let Some(c) = &mut self.content {
                 c.push(sidx, self.row, line.as_bytes());
             }
             self.b.push(sidx, s.ts(i), &line, &pairs, &self.md_keys);
+            spare = recycle(pairs);
             self.row += 1;
             if self.b.rows == BATCH_ROWS {
                 self.writer.write(&self.b.finish(&self.schema)?)?;
@@ -299,40 +295,6 @@ impl<W: std::io::Write> std::io::Write for Counted<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Bytes per part of a segment encoded in memory.
-pub(crate) const OUT_PART: usize = 1 << 20;
-
-/// The Parquet file being written, in parts of one size that are never reallocated:
-/// growing one buffer copied the file several times per flush and left blocks of every
-/// size with the allocator (see docs/architecture.md, "Memory model").
-#[derive(Default)]
-pub(crate) struct Out {
-    parts: Vec<Vec<u8>>,
-}
-
-impl std::io::Write for Out {
-    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
-        let n = buf.len();
-        while !buf.is_empty() {
-            let part = match self.parts.last_mut() {
-                Some(p) if p.len() < OUT_PART => p,
-                _ => {
-                    self.parts.push(Vec::with_capacity(OUT_PART));
-                    self.parts.last_mut().expect("just pushed")
-                }
-            };
-            let take = buf.len().min(OUT_PART - part.len());
-            part.extend_from_slice(&buf[..take]);
-            buf = &buf[take..];
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 //! entry beyond the data itself. Entries are appended in arrival order; the stream is
 //! re-sorted lazily (stable, so equal timestamps keep arrival order) when it is read.
 
+use crate::chunks::{Chunks, Loc, Unpacked};
 use crate::codec::{Reader, StreamBatch};
 use crate::Result;
 use silt_model::{Entry, Labels, Timestamp};
@@ -41,60 +42,6 @@ type HashSeen = HashSet<u64, BuildHasherDefault<PassThrough>>;
 pub(crate) fn reserve<T>(v: &mut Vec<T>, extra: usize, min: usize) {
     if v.capacity() - v.len() < extra {
         v.reserve_exact(extra.max(v.len() / 4).max(min));
-    }
-}
-
-/// Bytes per data chunk. Lines and metadata go into chunks of one size that never grow:
-/// arenas grown by reallocation copied each byte ~5 times per flush and left the
-/// allocator with blocks of every size, which kept RSS at ~2.5x the live heap while
-/// ingesting (BENCHMARKS.md, "Memory while ingesting").
-pub(crate) const CHUNK: usize = 64 << 10;
-
-/// Where an entry is: its chunk and, within it, where its line starts and ends and
-/// where its metadata (after the line) ends. Sorting permutes these, never the data.
-#[derive(Debug, Clone, Copy)]
-struct Loc {
-    chunk: u32,
-    start: u32,
-    line_end: u32,
-    end: u32,
-}
-
-/// Entries' bytes (line, then encoded metadata) in [`CHUNK`]-sized chunks, in entry order;
-/// an entry larger than a chunk gets a chunk of its own size.
-#[derive(Debug, Default)]
-struct Chunks {
-    chunks: Vec<Vec<u8>>,
-    /// Bytes allocated by the chunks.
-    cap: usize,
-}
-
-impl Chunks {
-    /// Appends an entry's line and metadata; returns its location.
-    fn put(&mut self, line: &[u8], meta: &[u8]) -> Loc {
-        let need = line.len() + meta.len();
-        if self
-            .chunks
-            .last()
-            .is_none_or(|c| c.capacity() - c.len() < need)
-        {
-            let c = Vec::with_capacity(need.max(CHUNK));
-            self.cap += c.capacity();
-            reserve(&mut self.chunks, 1, 16);
-            self.chunks.push(c);
-        }
-        let chunk = self.chunks.len() - 1;
-        let c = &mut self.chunks[chunk];
-        let start = c.len() as u32;
-        c.extend_from_slice(line);
-        let line_end = c.len() as u32;
-        c.extend_from_slice(meta);
-        Loc {
-            chunk: chunk as u32,
-            start,
-            line_end,
-            end: c.len() as u32,
-        }
     }
 }
 
@@ -147,20 +94,10 @@ impl HeadStream {
         // A hash set bucket is the u64 and a control byte; buckets are ~8/7 of capacity.
         std::mem::size_of::<Self>()
             + self.data.cap
-            + self.data.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+            + self.data.table_mem()
             + self.ts.capacity() * 8
             + self.loc.capacity() * std::mem::size_of::<Loc>()
             + self.seen.capacity() * 9 * 8 / 7
-    }
-
-    fn line(&self, i: usize) -> &[u8] {
-        let l = self.loc[i];
-        &self.data.chunks[l.chunk as usize][l.start as usize..l.line_end as usize]
-    }
-
-    fn meta_bytes(&self, i: usize) -> &[u8] {
-        let l = self.loc[i];
-        &self.data.chunks[l.chunk as usize][l.line_end as usize..l.end as usize]
     }
 
     /// Timestamp of entry `i` in the current order.
@@ -168,35 +105,44 @@ impl HeadStream {
         self.ts[i]
     }
 
-    /// Line of entry `i`, borrowed from the arena (it came from a `str`, so it is UTF-8).
-    pub(crate) fn line_str(&self, i: usize) -> std::borrow::Cow<'_, str> {
-        // from_utf8 checks much faster than the lossy walk, which only a damaged WAL needs.
-        match std::str::from_utf8(self.line(i)) {
-            Ok(s) => s.into(),
-            Err(_) => String::from_utf8_lossy(self.line(i)),
-        }
+    /// Whether entry `i` carries structured metadata.
+    pub(crate) fn has_meta(&self, i: usize) -> bool {
+        self.loc[i].has_meta()
     }
 
-    /// Metadata pairs of entry `i` (sorted by name), borrowed from the arena, into `out`.
-    pub(crate) fn meta_pairs<'s>(&'s self, i: usize, out: &mut Vec<(&'s str, &'s str)>) {
-        out.clear();
-        let mut r = Reader::new(self.meta_bytes(i));
+    /// Line and metadata pairs (sorted by name) of entry `i`, borrowed from the arena or
+    /// the reader's decompressed chunk. Lines came from a `str`, so they are UTF-8.
+    pub(crate) fn read<'a>(
+        &'a self,
+        i: usize,
+        u: &'a mut Unpacked,
+        pairs: &mut Vec<(&'a str, &'a str)>,
+    ) -> std::borrow::Cow<'a, str> {
+        let (line, meta) = self.data.parts(self.loc[i], u);
+        pairs.clear();
+        let mut r = Reader::new(meta);
         while !r.done() {
             let (Ok(k), Ok(v)) = (r.bytes(), r.bytes()) else {
                 break;
             };
             match (std::str::from_utf8(k), std::str::from_utf8(v)) {
-                (Ok(k), Ok(v)) => out.push((k, v)),
+                (Ok(k), Ok(v)) => pairs.push((k, v)),
                 _ => break,
             }
+        }
+        // from_utf8 checks much faster than the lossy walk, which only a damaged WAL needs.
+        match std::str::from_utf8(line) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(line),
         }
     }
 
     /// Entry `i` in the current order.
-    pub fn entry(&self, i: usize) -> Entry {
-        let line = String::from_utf8_lossy(self.line(i)).into_owned();
+    pub(crate) fn entry(&self, i: usize, u: &mut Unpacked) -> Entry {
+        let (line, meta) = self.data.parts(self.loc[i], u);
+        let line = String::from_utf8_lossy(line).into_owned();
         let mut metadata = Vec::new();
-        let mut r = Reader::new(self.meta_bytes(i));
+        let mut r = Reader::new(meta);
         while !r.done() {
             match (r.string(), r.string()) {
                 (Ok(k), Ok(v)) => metadata.push((k, v)),
@@ -227,7 +173,8 @@ impl HeadStream {
         if ts > self.max_ts || ts < self.min_ts || !self.seen.contains(&hash) {
             return false;
         }
-        let same = |i: usize| self.line(i) == line && self.meta_bytes(i) == meta;
+        let mut u = Unpacked::default();
+        let mut same = |i: usize| self.data.parts(self.loc[i], &mut u) == (line, meta);
         if self.sorted {
             let lo = self.ts.partition_point(|&t| t < ts);
             let hi = self.ts.partition_point(|&t| t <= ts);
@@ -239,7 +186,14 @@ impl HeadStream {
 
     /// Appends unless an exact duplicate is held; returns whether it was added. `meta` is
     /// the encoded metadata pairs, `meta_size` their names' and values' bytes.
-    fn push(&mut self, ts: Timestamp, line: &[u8], meta: &[u8], meta_size: usize) -> bool {
+    fn push(
+        &mut self,
+        ts: Timestamp,
+        line: &[u8],
+        meta: &[u8],
+        meta_size: usize,
+        pack: bool,
+    ) -> bool {
         let hash = Self::identity(ts, line, meta);
         if self.contains(ts, line, meta, hash) {
             return false;
@@ -250,7 +204,7 @@ impl HeadStream {
         }
         reserve(&mut self.ts, 1, 64);
         reserve(&mut self.loc, 1, 64);
-        self.loc.push(self.data.put(line, meta));
+        self.loc.push(self.data.put(line, meta, pack));
         self.ts.push(ts);
         self.bytes += line.len() + meta_size;
         self.min_ts = self.min_ts.min(ts);
@@ -288,7 +242,10 @@ impl HeadStream {
 
     /// Sorted entries with `start <= ts < end`.
     pub fn range(&mut self, start: Timestamp, end: Timestamp) -> Vec<Entry> {
-        self.bounds(start, end).map(|i| self.entry(i)).collect()
+        let mut u = Unpacked::default();
+        self.bounds(start, end)
+            .map(|i| self.entry(i, &mut u))
+            .collect()
     }
 
     /// What a count needs of the entries with `start <= ts < end`, without building them.
@@ -300,9 +257,15 @@ impl HeadStream {
             metadata_bytes: 0,
             has_key: false,
         };
+        let mut u = Unpacked::default();
         for i in r.clone() {
-            c.line_bytes += self.line(i).len() as u64;
-            let mut md = Reader::new(self.meta_bytes(i));
+            let l = self.loc[i];
+            c.line_bytes += l.line_len() as u64;
+            if !l.has_meta() {
+                continue;
+            }
+            let (_, meta) = self.data.parts(l, &mut u);
+            let mut md = Reader::new(meta);
             while !md.done() {
                 let (Ok(k), Ok(v)) = (md.bytes(), md.bytes()) else {
                     break;
@@ -358,6 +321,8 @@ pub struct Head {
     pub mem: usize,
     /// Wall-clock time (ns) of the first append since the head was created.
     pub first_append: Option<i64>,
+    /// Keep full chunks uncompressed (a head written out as soon as it is built).
+    pub raw_chunks: bool,
 }
 
 impl Head {
@@ -399,7 +364,7 @@ impl Head {
                 let line = r.bytes()?;
                 let (meta, meta_size) = r.raw_pairs()?;
                 let before = hs.bytes;
-                if hs.push(ts, line, meta, meta_size) {
+                if hs.push(ts, line, meta, meta_size, !self.raw_chunks) {
                     stats.added += 1;
                     added_bytes += hs.bytes - before;
                 } else {
@@ -429,6 +394,7 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunks::CHUNK;
 
     fn e(ts: i64, line: &str) -> Entry {
         Entry {
@@ -497,8 +463,10 @@ mod tests {
         }
         want.sort_by_key(|e| e.ts);
         let hs = h.tenants.get_mut("t").unwrap().streams.get_mut(&l).unwrap();
-        assert!(hs.data.chunks.len() > 10, "{} chunks", hs.data.chunks.len());
+        assert!(hs.data.len() > 10, "{} chunks", hs.data.len());
         let mem = hs.mem();
+        // Full chunks are held compressed (these lines compress well).
+        assert!(mem < hs.bytes / 4, "{mem} bytes held for {} raw", hs.bytes);
         assert_eq!(hs.range(0, 3000), want);
         assert_eq!(hs.mem(), mem, "sorting changed the memory count");
         // Each entry's stored once: a duplicate of a large one is found after the sort.

@@ -17,6 +17,7 @@
 pub mod batch;
 mod cache;
 mod catalog;
+mod chunks;
 pub mod codec;
 pub mod content;
 mod count;
@@ -576,22 +577,34 @@ impl Store {
             let (level, content) = (self.cfg.flush_zstd_level, self.cfg.content_index);
             let id = new_segment_id();
             let t = tenant.clone();
+            let tmp = self.cfg.data_dir.join(rewrite::TMP_DIR);
             let encoded = tokio::task::spawn_blocking(move || {
                 let mut head = f.head.lock();
                 match head.tenants.get_mut(&t) {
-                    Some(th) if th.entries > 0 => {
-                        segment::encode(&t, &id, th, f.wal_through, level, content).map(Some)
-                    }
+                    Some(th) if th.entries > 0 => segment::encode_file(&tmp, &id, |out| {
+                        let (meta, out, content) =
+                            segment::encode_into(out, &t, &id, th, f.wal_through, level, content)?;
+                        Ok(((meta, content), out))
+                    })
+                    .map(Some),
                     _ => Ok(None),
                 }
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
-            let Some(encoded) = encoded else {
+            let Some(((meta, content), file)) = encoded else {
                 frozen.persisted.lock().insert(tenant);
                 continue;
             };
-            let meta = encoded.put(&self.objects).await?;
+            // Data and content index first, then the sidecar: its presence means a
+            // complete segment.
+            self.objects.put_file(&meta.data_path(), &file).await?;
+            if let Some(c) = content {
+                self.objects.put(&meta.content_path(), c).await?;
+            }
+            self.objects
+                .put(&meta.index_path(), serde_json::to_vec(&meta)?)
+                .await?;
             self.metrics
                 .segments_written
                 .fetch_add(1, Ordering::Relaxed);

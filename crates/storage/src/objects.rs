@@ -294,16 +294,6 @@ impl Objects {
         Ok(())
     }
 
-    /// Writes an object given in parts, without joining them first.
-    pub async fn put_parts(&self, path: &str, parts: Vec<Vec<u8>>) -> Result<()> {
-        let _p = self.permit().await?;
-        let payload: PutPayload = parts.into_iter().map(bytes::Bytes::from).collect();
-        let r = self.store.put(&ObjPath::from(path), payload).await;
-        self.health.record(&r);
-        r?;
-        Ok(())
-    }
-
     /// Writes an object from the local file `file`, which it consumes (also when the write
     /// fails, so failed attempts leave nothing behind): moved into place on the local disk,
     /// uploaded in parts of [`PART_BYTES`] elsewhere (atomically as [`Objects::put`]), so

@@ -5,6 +5,7 @@
 //! the compressed output, not the inputs whole. The output goes to a file under
 //! [`TMP_DIR`], moved or uploaded in parts, so memory does not grow with the merge.
 
+use crate::chunks::Unpacked;
 use crate::encode::{MdColumns, SegmentWriter};
 use crate::head::Head;
 use crate::segment::{stream_order, SegmentMeta, REST_COLUMN};
@@ -131,7 +132,12 @@ impl Store {
                 wanted.entry(i).or_default().push((j, k));
             }
         }
-        let mut head = Head::default();
+        // Written out right away: not worth compressing its chunks.
+        let mut head = Head {
+            raw_chunks: true,
+            ..Head::default()
+        };
+        let mut u = Unpacked::default();
         for (i, streams) in wanted {
             let idx: Vec<usize> = streams.iter().map(|(j, _)| *j).collect();
             let all = (Timestamp::MIN, Timestamp::MAX);
@@ -158,7 +164,7 @@ impl Store {
         for m in chunk {
             if let Some(s) = th.streams.get_mut(&m.labels) {
                 s.sort();
-                w.push_stream(s)?;
+                w.push_stream(s, &mut u)?;
             }
         }
         Ok(())

@@ -464,8 +464,8 @@ fn col<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::encode_into;
     use crate::head::Head;
-    use crate::segment::encode;
     use std::io::Write;
 
     #[test]
@@ -495,8 +495,7 @@ mod tests {
             0,
         );
         let th = head.tenants.get_mut("t").unwrap();
-        let enc = encode("t", "s1", th, 9, 3, false).unwrap();
-        let (bytes, meta) = (enc.data.concat(), enc.meta);
+        let (meta, bytes, _) = encode_into(Vec::new(), "t", "s1", th, 9, 3, false).unwrap();
         assert_eq!(meta.rows, 20_002);
         assert_eq!(meta.streams[0].labels, a.as_slice());
         assert_eq!((meta.min_ts, meta.max_ts, meta.wal_through), (0, 19_999, 9));
@@ -572,13 +571,14 @@ mod tests {
             ],
             0,
         );
-        let enc = encode("t", "s1", head.tenants.get_mut("t").unwrap(), 1, 3, false).unwrap();
+        let th = head.tenants.get_mut("t").unwrap();
+        let (meta, bytes, _) = encode_into(Vec::new(), "t", "s1", th, 1, 3, false).unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(&enc.data.concat()).unwrap();
+        f.write_all(&bytes).unwrap();
         let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
         let stats = Stats::default();
         let slices = Slices {
-            seg: &enc.meta,
+            seg: &meta,
             wanted: &[0],
             range: (0, i64::MAX),
             only: None,
@@ -613,8 +613,7 @@ mod tests {
             .collect();
         head.append("t", streams, 0);
         let th = head.tenants.get_mut("t").unwrap();
-        let enc = encode("t", "s1", th, 1, 1, false).unwrap();
-        let (bytes, meta) = (enc.data.concat(), enc.meta);
+        let (meta, bytes, _) = encode_into(Vec::new(), "t", "s1", th, 1, 1, false).unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
         let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();

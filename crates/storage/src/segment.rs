@@ -9,7 +9,7 @@
 //! Parquet footer's key-value metadata, so a segment also describes itself.
 
 pub(crate) use crate::encode::BATCH_ROWS;
-pub use crate::encode::{encode, Encoded};
+pub(crate) use crate::encode::{encode_file, encode_into};
 use serde::{Deserialize, Serialize};
 use silt_model::{Labels, Timestamp};
 
@@ -142,7 +142,8 @@ mod tests {
             .collect();
         head.append("t", streams, 0);
         let th = head.tenants.get_mut("t").unwrap();
-        let meta = encode("t", "s", th, 1, 1, false).unwrap().meta;
+        let (meta, _, _) =
+            crate::encode::encode_into(Vec::new(), "t", "s", th, 1, 1, false).unwrap();
         let order: Vec<String> = meta
             .streams
             .iter()

@@ -13,13 +13,25 @@ use std::time::Duration;
 
 const CAP: usize = 16 << 20;
 
-/// 64 KiB of distinct lines for `app`, starting at `ts0`.
+/// ~64 KiB of distinct lines for `app`, starting at `ts0`: random hex, so the head's
+/// compressed chunks still take about half their raw size.
 fn batch(app: &str, ts0: i64) -> Vec<(Labels, Vec<Entry>)> {
+    let mut x = (ts0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let entries = (0..64)
-        .map(|i| Entry {
-            ts: ts0 + i,
-            line: format!("{:01000} line {}", 0, ts0 + i),
-            metadata: Labels::new(),
+        .map(|i| {
+            let hex: String = (0..63)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:016x}", x)
+                })
+                .collect();
+            Entry {
+                ts: ts0 + i,
+                line: format!("{hex} line {}", ts0 + i),
+                metadata: Labels::new(),
+            }
         })
         .collect();
     vec![(Labels::from_pairs([("app", app)]), entries)]
