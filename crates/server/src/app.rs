@@ -25,6 +25,8 @@ pub struct AppState {
     pub(crate) limiter: RateLimiter,
     pub(crate) tails: tail::TailSlots,
     pub(crate) rules: crate::ruler::Rules,
+    /// Where pushes are decoded (one thread per core).
+    pub(crate) decode: crate::decode_pool::DecodePool,
 }
 
 impl AppState {
@@ -41,6 +43,9 @@ impl AppState {
             store,
             limiter,
             tails: Default::default(),
+            decode: crate::decode_pool::DecodePool::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 }

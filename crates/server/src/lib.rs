@@ -6,6 +6,7 @@
 
 mod app;
 pub mod config;
+mod decode_pool;
 mod delete;
 mod drilldown;
 pub mod encode;

@@ -101,22 +101,25 @@ async fn push(
     let content_encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_string);
     let now = crate::params::now_ns();
     // Decoding, validation and the WAL encoding are CPU work: keep them off the async
-    // workers. Lines are borrowed from the decompressed body until the WAL record is built.
+    // workers, on the decode threads. Lines are borrowed from the decompressed body until
+    // the WAL record is built.
     let st = state.clone();
     let t = tenant.clone();
-    let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared, ApiError> {
-        prepare(
-            &st,
-            &t,
-            &body,
-            format,
-            content_type.as_deref(),
-            content_encoding.as_deref(),
-            now,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::new(500, format!("push decoding failed: {e}")))??;
+    let prepared = state
+        .decode
+        .run(move || -> Result<Prepared, ApiError> {
+            prepare(
+                &st,
+                &t,
+                &body,
+                format,
+                content_type.as_deref(),
+                content_encoding.as_deref(),
+                now,
+            )
+        })
+        .await
+        .ok_or_else(|| ApiError::new(500, "push decoding failed (panicked)"))??;
 
     if prepared.rejected_entries > 0 {
         state
