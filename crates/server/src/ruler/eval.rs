@@ -51,6 +51,10 @@ pub(crate) fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // A backend evaluates only while it holds the lease (one evaluator per bucket).
+            if state.store.lease().is_some_and(|l| !l.is_held()) {
+                continue;
+            }
             let default = state.cfg.ruler.evaluation_interval.as_nanos() as i64;
             for (tenant, namespaces) in state.rules.all() {
                 for (ns, groups) in namespaces {
