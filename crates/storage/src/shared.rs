@@ -35,6 +35,12 @@ impl Store {
     /// Makes maintenance depend on `lease`: a pass runs only while it is held, and each
     /// commit of a rewrite or deletion checks it again.
     pub fn set_lease(&self, lease: Arc<Lease>) {
+        // Leftovers found at start-up may still be read by readers' queries: they wait
+        // `delete_delay` like the objects of any rewrite.
+        let due = Instant::now() + self.cfg.delete_delay;
+        for (t, _) in self.deferred.lock().iter_mut() {
+            *t = (*t).max(due);
+        }
         let _ = self.lease.set(lease);
     }
 
