@@ -275,7 +275,8 @@ impl Lease {
         probe.delete().await?;
         let first = probe.write(b"1".to_vec(), None).await?;
         let second = probe.write(b"2".to_vec(), None).await?;
-        let stale = Version::Object(Some("\"0\"".into()), None);
+        // Not an ETag any store hands out (in-memory stores count from "0").
+        let stale = Version::Object(Some("\"silt-lease-probe-stale\"".into()), None);
         let third = probe.write(b"3".to_vec(), Some(&stale)).await?;
         probe.delete().await?;
         match (first, second, third) {
