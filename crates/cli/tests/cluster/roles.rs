@@ -186,3 +186,47 @@ fn one_backend_rewrites_at_a_time_and_another_takes_over_after_a_kill() {
     let reader = start(d, "reader", cfg("read", ""));
     assert_exactly(lines(&reader.addr, t0), &expected);
 }
+
+#[test]
+fn a_writer_killed_with_unflushed_lines_keeps_them_after_a_restart() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = |target: &str, cluster: &str| config(&moto, "restart", target, cluster, "1s");
+    let mut w = start(d, "w", cfg("write", "  writer_id: w"));
+    let backend = start(d, "backend", cfg("backend", ""));
+    let reader = start(d, "reader", cfg("read", ""));
+    let t0 = now_ns();
+    let mut expected = BTreeSet::new();
+    for round in 0..2 {
+        push_and_flush(&w.addr, &format!("flushed r{round}"), 30, &mut expected);
+    }
+    wait_for("the backend merged the writer's segments", || {
+        metric(&backend.addr, "silt_segments") == 1.0
+            && metric(&backend.addr, "silt_segments_compacted") >= 2.0
+    });
+    // Acknowledged, in the WAL only.
+    let entries: Vec<(i64, String)> = (0..30)
+        .map(|i| (now_ns() + i, format!("unflushed line {i}")))
+        .collect();
+    push_json(&w.addr, None, &[("app", "roles")], &entries);
+    expected.extend(entries.into_iter().map(|e| e.1));
+    w.kill();
+
+    let w = start(d, "w", cfg("write", "  writer_id: w"));
+    let (st, _) = http(&w.addr, "POST", "/flush", &[], b"").unwrap();
+    assert_eq!(st, 204);
+    wait_for("every acknowledged line through the reader", || {
+        lines(&reader.addr, t0).into_iter().collect::<BTreeSet<_>>() == expected
+    });
+    assert_exactly(lines(&reader.addr, t0), &expected);
+    // After the replay and compaction the bucket holds each line once.
+    wait_for("one segment again", || {
+        metric(&backend.addr, "silt_segments") == 1.0 && sidecars(&moto, "restart").len() == 1
+    });
+    let rows: u64 = sidecars(&moto, "restart")
+        .iter()
+        .map(|m| m["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, expected.len() as u64);
+}
