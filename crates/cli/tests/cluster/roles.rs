@@ -160,6 +160,28 @@ fn one_backend_rewrites_at_a_time_and_another_takes_over_after_a_kill() {
     assert_eq!(metric(&b2.addr, "silt_segments_compacted"), 0.0);
     assert_eq!(metric(&b2.addr, "silt_maintenance_passes"), 0.0);
 
+    // A rule group set through the holder: the next holder evaluates it too.
+    let h = [("Content-Type", "application/yaml")];
+    let group = "name: g1\nrules:\n  - record: roles:lines:rate1m\n    expr: sum(rate({app=\"roles\"}[1m]))\n";
+    let (st, body) = http(
+        &b1.addr,
+        "POST",
+        "/loki/api/v1/rules/ns1",
+        &h,
+        group.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
+    let groups = |addr: &str| {
+        let (_, body) = http(addr, "GET", "/prometheus/api/v1/rules", &[], b"").unwrap();
+        String::from_utf8_lossy(&body).matches("\"g1\"").count()
+    };
+    assert_eq!(
+        groups(&b2.addr),
+        0,
+        "b2 loaded the rules before the group was set"
+    );
+
     b1.kill();
     for round in 0..3 {
         push_and_flush(&w.addr, &format!("second r{round}"), 40, &mut expected);
@@ -170,6 +192,9 @@ fn one_backend_rewrites_at_a_time_and_another_takes_over_after_a_kill() {
             && metric(&b2.addr, "silt_segments") == 1.0
     });
     assert_eq!(metric(&b2.addr, "silt_backend_lease_acquired"), 1.0);
+    wait_for("b2 reloaded the rules on taking the lease", || {
+        groups(&b2.addr) == 1
+    });
 
     // No segment was replaced by two rewrites.
     let mut replaced: HashMap<String, usize> = HashMap::new();
