@@ -109,7 +109,8 @@ struct ServerArgs {
     /// Log filter (server.log_level), e.g. info or silt_storage=debug,info.
     #[arg(long)]
     log_level: Option<String>,
-    /// What to run (target): all (one node) or gateway (auth and routing in front of nodes).
+    /// What to run (target): all (one node), write, read, backend (roles sharing one
+    /// bucket) or gateway (auth and routing in front of nodes).
     #[arg(long)]
     target: Option<silt_server::config::Target>,
 }

@@ -1,6 +1,10 @@
 //! Beyond one node (issue #13), against real processes on loopback: the gateway
 //! (`silt server --target gateway`) in front of a node, with basic auth, bearer tokens,
-//! user → tenant mapping, per-tenant request limits and TLS with client certificates.
+//! user → tenant mapping, per-tenant request limits and TLS with client certificates;
+//! the roles sharing one bucket in `cluster/roles.rs`.
+
+#[path = "cluster/roles.rs"]
+mod roles;
 
 use base64::Engine as _;
 use silt_testkit::{enc, free_port, http, now_ns, raw_get, Server};

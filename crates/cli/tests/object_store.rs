@@ -4,105 +4,10 @@
 
 use silt_model::{Entry, Labels};
 use silt_proto::{encode_push_protobuf, PushStream};
-use silt_testkit::{enc, free_port, http, pip_target, query_lines, Server};
+use silt_testkit::moto::{Moto, BUCKET};
+use silt_testkit::{enc, free_port, http, metric, query_lines, wait_for, Server};
 use std::collections::BTreeSet;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BUCKET: &str = "silt-test";
-
-fn pydeps() -> PathBuf {
-    pip_target(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps-s3"),
-        "import moto.server, flask, werkzeug",
-        &["moto[server]==5.*"],
-    )
-}
-
-/// A moto S3 server process with one bucket.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let deps = pydeps();
-        let port = free_port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .env("PYTHONPATH", &deps)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        let m = Moto { child, port };
-        let addr = m.addr();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if TcpStream::connect(&addr).is_ok() {
-                if let Ok((200, _)) = http(&addr, "PUT", &format!("/{BUCKET}"), &[], b"") {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        m
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Freezes the server: connections hang, as with an unreachable endpoint.
-    fn pause(&self) {
-        signal(self.child.id(), "-STOP");
-    }
-
-    fn resume(&self) {
-        signal(self.child.id(), "-CONT");
-    }
-
-    /// Object keys in the bucket.
-    fn keys(&self) -> Vec<String> {
-        let (status, body) = http(
-            &self.addr(),
-            "GET",
-            &format!("/{BUCKET}?list-type=2&max-keys=1000"),
-            &[],
-            b"",
-        )
-        .unwrap();
-        assert_eq!(status, 200);
-        let text = String::from_utf8_lossy(&body);
-        text.split("<Key>")
-            .skip(1)
-            .filter_map(|s| s.split("</Key>").next())
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.resume();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let st = Command::new("kill")
-        .arg(sig)
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
+use std::path::Path;
 
 fn config(moto: &Moto, extra_storage: &str) -> String {
     format!(
@@ -183,27 +88,6 @@ fn push_until_refused(
 /// Every line of `{app=~".+"}` between `start` and now, paging forward.
 fn query_all(addr: &str, start: i64) -> Vec<String> {
     query_lines(addr, "{app=~\".+\"}", start, now_ns() + 3_600_000_000_000)
-}
-
-fn metric(addr: &str, name: &str) -> f64 {
-    let (_, body) = http(addr, "GET", "/metrics", &[], b"").unwrap();
-    let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == name || k == format!("{name}_total")).then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(f64::NAN)
-}
-
-/// Polls until `cond` holds (the deadline only guards against a hang).
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn assert_exactly(found: Vec<String>, expected: &BTreeSet<String>) {

@@ -1,6 +1,6 @@
 //! Router, shared state, tenant resolution and error mapping.
 
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
 use crate::refusals::{log_refusals, Reason, RefusalLog};
@@ -118,7 +118,7 @@ pub fn json(body: String) -> Response {
         .into_response()
 }
 
-/// All routes of the API.
+/// The routes of the API that `cfg.target` serves.
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.cfg.limits.max_recv_msg_size as usize;
     let push_routes = Router::new()
@@ -189,27 +189,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::ui::routes())
         .layer(CompressionLayer::new().gzip(true));
-    Router::new()
-        .merge(push_routes)
-        .merge(read_routes)
-        .merge(rule_routes(&state))
-        .route(
-            "/loki/api/v1/delete",
-            post(delete::create)
-                .put(delete::create)
-                .get(delete::list)
-                .delete(delete::cancel),
-        )
-        // Not compressed: the upgrade response has no body, frames go over the socket.
-        .route("/loki/api/v1/tail", get(tail::tail))
-        .route("/api/prom/tail", get(tail::tail))
+    let deletes = post(delete::create)
+        .put(delete::create)
+        .get(delete::list)
+        .delete(delete::cancel);
+    let routes = match state.cfg.target {
+        Target::All | Target::Gateway => Router::new()
+            .merge(push_routes)
+            .merge(read_routes)
+            .merge(rule_routes(&state))
+            .route("/loki/api/v1/delete", deletes)
+            // Not compressed: the upgrade response has no body, frames go over the socket.
+            .route("/loki/api/v1/tail", get(tail::tail))
+            .route("/api/prom/tail", get(tail::tail))
+            .route("/flush", post(flush)),
+        Target::Write => Router::new()
+            .merge(push_routes)
+            .merge(node_routes())
+            .route("/flush", post(flush)),
+        Target::Read => read_routes,
+        Target::Backend => Router::new()
+            .merge(rule_routes(&state))
+            .merge(node_routes())
+            .route("/loki/api/v1/delete", deletes),
+    };
+    routes
         .route("/ready", get(ready))
-        .route("/flush", post(flush))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(RefusalLog::new(state.cfg.auth_enabled)),
             log_refusals,
         ))
         .with_state(state)
+}
+
+/// What every role answers besides its own routes (the read routes include them).
+fn node_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .route("/metrics", get(metrics))
 }
 
 /// The rules config API (when `ruler.enable_api`) under both of Loki's prefixes, and the
@@ -253,6 +270,17 @@ async fn flush(State(state): State<Arc<AppState>>) -> Result<StatusCode, ApiErro
 /// the body says so. A full WAL makes it unready.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let failing = state.store.object_store_failing();
+    if let Some(lease) = state.store.lease() {
+        let role = match lease.is_held() {
+            true => "holding the lease, running maintenance",
+            false => "standby, another backend holds the lease",
+        };
+        return format!(
+            "ready ({role}; object store: {})\n",
+            failing.as_deref().unwrap_or("ok")
+        )
+        .into_response();
+    }
     if state.store.wal_full() {
         let msg = format!(
             "not ready: WAL is full, pushes are refused; object store: {}\n",
@@ -293,7 +321,7 @@ async fn buildinfo() -> Response {
 
 /// Opens storage, serves the API until SIGINT/SIGTERM, then flushes.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    if cfg.target == crate::config::Target::Gateway {
+    if cfg.target == Target::Gateway {
         return run_gateway(cfg).await;
     }
     let mut scfg = StoreConfig::new(&cfg.storage.data_dir);
@@ -325,17 +353,38 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(t) => Some(Arc::new(crate::tls::server_config(t)?)),
         None => None,
     };
+    let target = cfg.target;
+    if target == Target::Write {
+        scfg.writer = cfg.cluster.writer_id.clone();
+    }
     let store = Store::open(scfg).await?;
-    let background = store.spawn_background();
-    let maintenance = store.spawn_maintenance(cfg.compactor.compaction_interval);
+    let mut tasks = Vec::new();
+    if matches!(target, Target::All | Target::Write) {
+        tasks.push(store.spawn_background());
+    }
+    if matches!(target, Target::Read | Target::Backend) {
+        tasks.push(store.spawn_refresh(cfg.cluster.catalog_refresh_interval));
+    }
+    let lease = match target {
+        Target::Backend => Some(backend_lease(&cfg, &store).await?),
+        _ => None,
+    };
+    if let Some(l) = &lease {
+        tasks.push(l.spawn());
+    }
+    if matches!(target, Target::All | Target::Backend) {
+        tasks.push(store.spawn_maintenance(cfg.compactor.compaction_interval));
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %cfg.storage.data_dir.display(), tls = tls.is_some(), "silt server listening");
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %cfg.storage.data_dir.display(), tls = tls.is_some(), target = ?target, "silt server listening");
     let grace = cfg.server.shutdown_grace;
     let state = AppState::new(cfg, store.clone());
-    state.rules.load(state.cfg.ruler.local_directory()).await?;
-    let ruler = crate::ruler::eval::spawn(state.clone());
+    if matches!(target, Target::All | Target::Backend) {
+        state.rules.load(state.cfg.ruler.local_directory()).await?;
+        tasks.push(crate::ruler::eval::spawn(state.clone()));
+    }
     match tls {
         Some(tls) => crate::tls::serve(listener, router(state), tls, shutdown_signal()).await,
         None => {
@@ -344,9 +393,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 .await?
         }
     }
-    background.abort();
-    maintenance.abort();
-    ruler.abort();
+    for t in tasks {
+        t.abort();
+    }
+    if let Some(l) = lease {
+        // Another backend takes over at once instead of after the TTL.
+        if let Err(e) = l.release().await {
+            tracing::warn!(error = %e, "could not release the backend lease; it expires");
+        }
+    }
     tracing::info!("shutting down, flushing head");
     match tokio::time::timeout(grace, store.shutdown()).await {
         Ok(Ok(())) => {}
@@ -354,6 +409,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("final flush timed out; data stays in the WAL"),
     }
     Ok(())
+}
+
+/// The bucket's backend lease for this process, after checking that the object store
+/// honours conditional writes (a lease it ignores would exclude no one).
+async fn backend_lease(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<Arc<silt_storage::lease::Lease>> {
+    use silt_storage::lease::{Lease, LeaseConfig, BACKEND_LEASE};
+    let holder = format!(
+        "backend-{}-{:x}",
+        std::process::id(),
+        crate::params::now_ns()
+    );
+    let lcfg = LeaseConfig {
+        ttl: cfg.cluster.lease_ttl,
+        renew_every: cfg.cluster.renew_interval(),
+    };
+    let lease = Arc::new(Lease::new(store.objects(), BACKEND_LEASE, holder, lcfg));
+    lease.check_store().await?;
+    store.set_lease(lease.clone());
+    tracing::info!(holder = %lease.holder(), ttl = ?lcfg.ttl, "backend: maintenance runs while holding the lease");
+    Ok(lease)
 }
 
 /// `target: gateway`: serves [`crate::gateway`] until SIGINT/SIGTERM; nothing to flush.

@@ -3,7 +3,7 @@
 //!
 //! `config/server.example.yaml` documents every option; a test keeps it in sync.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,10 +27,12 @@ pub struct Config {
     pub compactor: CompactorConfig,
     /// Alerting and recording rules.
     pub ruler: RulerConfig,
-    /// What this process runs: `all` (default) or `gateway`.
+    /// What this process runs: `all` (default), `write`, `read`, `backend` or `gateway`.
     pub target: Target,
     /// The gateway (with `target: gateway`).
     pub gateway: GatewayConfig,
+    /// The roles sharing one bucket (`target: write`, `read`, `backend`).
+    pub cluster: ClusterConfig,
 }
 
 /// Background maintenance settings (Loki's `compactor` block).
@@ -384,6 +386,7 @@ impl Default for Config {
             ruler: RulerConfig::default(),
             target: Target::All,
             gateway: GatewayConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -545,6 +548,17 @@ impl Config {
         if self.target == Target::Gateway {
             if let Err((key, msg)) = self.gateway.validate() {
                 return bad(key, &msg);
+            }
+        }
+        if self.target.shares_bucket() {
+            if let Err((key, msg)) = self.cluster.validate(self.target) {
+                return bad(key, &msg);
+            }
+            if self.storage.object_store.backend != BackendKind::S3 {
+                return bad(
+                    "storage.object_store.backend",
+                    "must be s3 with target write, read or backend (they share one bucket)",
+                );
             }
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -709,47 +723,6 @@ fn expand_env(text: &str) -> Result<String, ConfigError> {
     Ok(out)
 }
 
-/// Parses `30s`, `1h30m`, `7d`, or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-/// Parses `64MiB`, `256KB`, `1GB`, or a number of bytes.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" | "K" => 1000,
-        "KiB" => 1 << 10,
-        "MB" | "M" => 1000 * 1000,
-        "MiB" => 1 << 20,
-        "GB" | "G" => 1000 * 1000 * 1000,
-        "GiB" => 1 << 30,
-        "TB" => 1000u64.pow(4),
-        "TiB" => 1 << 40,
-        u => return Err(format!("invalid size unit {u:?} in {s:?}")),
-    };
-    Ok((n * mult as f64) as u64)
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumOrStr {
-    Num(f64),
-    Str(String),
-}
-
 /// Checks that `u` is an absolute http(s) URL with a host; the error names it.
 pub(crate) fn check_http_url(u: &str) -> Result<(), String> {
     match reqwest::Url::parse(u) {
@@ -758,34 +731,19 @@ pub(crate) fn check_http_url(u: &str) -> Result<(), String> {
     }
 }
 
-pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    match NumOrStr::deserialize(d)? {
-        NumOrStr::Num(n) if n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        NumOrStr::Num(n) => Err(serde::de::Error::custom(format!("negative duration {n}"))),
-        NumOrStr::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    de_duration(d).map(Some)
-}
-
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match NumOrStr::deserialize(d)? {
-        NumOrStr::Num(n) if n >= 0.0 => Ok(n as u64),
-        NumOrStr::Num(n) => Err(serde::de::Error::custom(format!("negative size {n}"))),
-        NumOrStr::Str(s) => parse_bytes(&s).map_err(serde::de::Error::custom),
-    }
-}
-
+mod cluster;
 mod gateway;
 mod remote_write;
 mod ruler;
+mod units;
+pub use cluster::ClusterConfig;
 pub use gateway::{GatewayConfig, OneOrMany, Target};
 pub use remote_write::{
     Authorization, BasicAuth, QueueConfig, RemoteWriteClient, RemoteWriteConfig,
 };
 pub use ruler::{RulerConfig, RulerLocal, RulerStorage};
+pub(crate) use units::{de_bytes, de_duration, de_opt_duration};
+pub use units::{parse_bytes, parse_duration};
 
 #[cfg(test)]
 mod tests;

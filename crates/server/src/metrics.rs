@@ -399,6 +399,32 @@ impl Collector for StoreCollector {
             "Bytes of segments read by range from a remote object store",
             ld(&objects.ranges.bytes),
         )?;
+        counter(
+            &mut enc,
+            "silt_catalog_refreshes",
+            "Listings of the shared bucket that refreshed the catalog (target read and backend)",
+            ld(&m.catalog_refreshes),
+        )?;
+        counter(
+            &mut enc,
+            "silt_catalog_refresh_errors",
+            "Failed listings of the shared bucket",
+            ld(&m.catalog_refresh_errors),
+        )?;
+        if let Some(lease) = self.0.lease() {
+            gauge(
+                &mut enc,
+                "silt_backend_lease_held",
+                "1 while this backend holds the bucket's lease (and runs maintenance)",
+                lease.is_held() as i64,
+            )?;
+            counter(
+                &mut enc,
+                "silt_backend_lease_acquired",
+                "Times this backend took the lease",
+                ld(&lease.acquired),
+            )?;
+        }
         Ok(())
     }
 }

@@ -258,6 +258,7 @@ impl<W: std::io::Write + Send> SegmentWriter<W> {
             replaces: Vec::new(),
             content_size: 0,
             zstd_level: self.level,
+            writer: String::new(),
         };
         self.writer.append_key_value_metadata(KeyValue::new(
             "silt.segment".to_string(),

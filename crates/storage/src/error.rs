@@ -42,6 +42,9 @@ pub enum Error {
         /// Why the heads are not draining.
         cause: String,
     },
+    /// This process no longer holds the backend lease: its maintenance stopped.
+    #[error("the backend lease is not held (expired or taken over); maintenance stopped")]
+    LeaseLost,
     /// The store is shutting down.
     #[error("storage is shutting down")]
     ShuttingDown,

@@ -26,6 +26,7 @@ mod encode;
 mod error;
 pub mod head;
 mod ingest;
+pub mod lease;
 mod lifecycle;
 pub mod live;
 mod objects;
@@ -34,6 +35,7 @@ mod read;
 mod rewrite;
 pub mod scan;
 pub mod segment;
+mod shared;
 mod visit;
 pub mod wal;
 
@@ -45,6 +47,7 @@ pub use head::AppendStats;
 pub use lifecycle::{Compaction, PassReport, Retention, StreamRule, TenantRetention};
 pub use objects::{Backend, Health, Objects, S3Config, PART_BYTES};
 pub use read::{IndexStats, SliceStats, StoreSource};
+pub use shared::RefreshReport;
 
 use head::Head;
 use parking_lot::{Mutex, RwLock};
@@ -105,6 +108,9 @@ pub struct StoreConfig {
     pub delete_delay: Duration,
     /// Delete requests can be cancelled this long; then they are applied to segments.
     pub delete_cancel_period: Duration,
+    /// This writer's id when several write into one bucket (`target: write`): part of its
+    /// segment ids and recorded in their sidecars. Empty on a single node.
+    pub writer: String,
 }
 
 impl StoreConfig {
@@ -130,6 +136,7 @@ impl StoreConfig {
             compaction: Compaction::default(),
             delete_delay: Duration::from_secs(120),
             delete_cancel_period: Duration::from_secs(24 * 3600),
+            writer: String::new(),
         }
     }
 }
@@ -191,6 +198,10 @@ pub struct StoreMetrics {
     pub maintenance_errors: AtomicU64,
     /// Completed maintenance passes.
     pub maintenance_passes: AtomicU64,
+    /// Catalog refreshes from the bucket (`target: read` and `backend`).
+    pub catalog_refreshes: AtomicU64,
+    /// Failed catalog refreshes.
+    pub catalog_refresh_errors: AtomicU64,
 }
 
 /// The storage engine.
@@ -213,6 +224,8 @@ pub struct Store {
     deferred: Mutex<Vec<(Instant, String)>>,
     /// Delete requests of every tenant, applied at query time until cancelled.
     deletes: RwLock<Vec<Arc<deletes::Compiled>>>,
+    /// The backend lease when maintenance must hold it (`target: backend`).
+    lease: std::sync::OnceLock<Arc<lease::Lease>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<StoreMetrics>,
     /// Acknowledged entries for live tail sessions.
@@ -253,7 +266,12 @@ impl Store {
             }
             // Listed but gone: deleted by a concurrent or interrupted rewrite.
             if let Some(data) = objects.get_opt(&path).await? {
-                metas.push(serde_json::from_slice::<SegmentMeta>(&data)?);
+                let meta = serde_json::from_slice::<SegmentMeta>(&data)?;
+                // A writer sharing the bucket keeps only its own segments: their
+                // `wal_through` is what its WAL replay may skip.
+                if cfg.writer.is_empty() || meta.writer == cfg.writer {
+                    metas.push(meta);
+                }
             }
         }
         // Segments superseded by a committed rewrite: skip them and finish their deletion.
@@ -322,6 +340,7 @@ impl Store {
             maint_lock: tokio::sync::Mutex::new(()),
             deferred: Mutex::new(leftovers),
             deletes: RwLock::new(delete_reqs),
+            lease: Default::default(),
             metrics,
             live,
         }))
@@ -575,7 +594,7 @@ impl Store {
             }
             let f = frozen.clone();
             let (level, content) = (self.cfg.flush_zstd_level, self.cfg.content_index);
-            let id = new_segment_id();
+            let id = new_segment_id(&self.cfg.writer);
             let t = tenant.clone();
             let tmp = self.cfg.data_dir.join(rewrite::TMP_DIR);
             let encoded = tokio::task::spawn_blocking(move || {
@@ -592,10 +611,11 @@ impl Store {
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
-            let Some(((meta, content), file)) = encoded else {
+            let Some(((mut meta, content), file)) = encoded else {
                 frozen.persisted.lock().insert(tenant);
                 continue;
             };
+            meta.writer = self.cfg.writer.clone();
             // Data and content index first, then the sidecar: its presence means a
             // complete segment.
             self.objects.put_file(&meta.data_path(), &file).await?;
@@ -691,7 +711,9 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn new_segment_id() -> String {
+/// A new segment id: creation time first (ids sort by age), then the writer's id if any
+/// (writers sharing a bucket never collide), then a salt.
+pub(crate) fn new_segment_id(writer: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let salt = xxhash_rust::xxh3::xxh3_64(
@@ -702,5 +724,9 @@ pub(crate) fn new_segment_id() -> String {
         ]
         .concat(),
     );
-    format!("{:019}-{:016x}", now_ns(), salt)
+    if writer.is_empty() {
+        format!("{:019}-{:016x}", now_ns(), salt)
+    } else {
+        format!("{:019}-{writer}-{:016x}", now_ns(), salt)
+    }
 }

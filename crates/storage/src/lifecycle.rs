@@ -133,6 +133,14 @@ impl Store {
     pub async fn run_maintenance(self: &Arc<Self>) -> Result<PassReport> {
         let _guard = self.maint_lock.lock().await;
         let mut report = PassReport::default();
+        if let Some(lease) = self.lease.get() {
+            // Only the lease holder rewrites, and it starts from what the bucket holds now
+            // (writers add segments; a previous holder may have compacted).
+            if !lease.is_held() {
+                return Ok(report);
+            }
+            self.refresh_locked().await?;
+        }
         if self.cfg.retention.enabled {
             self.apply_retention(now_ns(), &mut report).await?;
         }
@@ -243,6 +251,7 @@ impl Store {
             }
             let mut req = d.req.clone();
             req.status = DeleteStatus::Processed;
+            self.check_lease()?;
             self.objects
                 .put(&req.path(), serde_json::to_vec(&req)?)
                 .await?;
@@ -257,7 +266,7 @@ impl Store {
         Ok(())
     }
 
-    /// Merges small segments of the same tenant and day into segments near `target_size`,
+    /// Merges small segments of the same tenant, day and writer into segments near `target_size`,
     /// and rewrites segments flushed at a lower zstd level than `zstd_level`.
     async fn compact(self: &Arc<Self>, report: &mut PassReport) -> Result<()> {
         let target = self.cfg.compaction.target_size;
@@ -265,11 +274,14 @@ impl Store {
         let level = self.cfg.zstd_level;
         // Flushes write a faster level than segments at rest.
         let recompress = |s: &SegmentMeta| s.zstd_level != 0 && s.zstd_level < level;
-        let mut groups: HashMap<(String, i64), Vec<Arc<SegmentMeta>>> = HashMap::new();
+        // One writer's segments per group: a writer's WAL replay trusts the `wal_through` of
+        // its own segments, which a merge across writers would mix up.
+        let mut groups: HashMap<(String, i64, String), Vec<Arc<SegmentMeta>>> = HashMap::new();
         for seg in self.all_segments() {
             if seg.size < target / 2 || recompress(&seg) {
+                let day = seg.min_ts.div_euclid(DAY_NS);
                 groups
-                    .entry((seg.tenant.clone(), seg.min_ts.div_euclid(DAY_NS)))
+                    .entry((seg.tenant.clone(), day, seg.writer.clone()))
                     .or_default()
                     .push(seg);
             }
@@ -326,7 +338,9 @@ impl Store {
         let mut new = None;
         if let Some(keep) = keep {
             let (store, t, olds2) = (self.clone(), tenant.to_string(), olds.to_vec());
-            let id = crate::new_segment_id();
+            // Rows keep their writer (compaction merges one writer's segments only).
+            let writer = olds.first().map(|s| s.writer.clone()).unwrap_or_default();
+            let id = crate::new_segment_id(&writer);
             let level = self.cfg.zstd_level;
             let enc =
                 tokio::task::spawn_blocking(move || store.rewrite(&t, &id, &olds2, &*keep, level))
@@ -339,6 +353,8 @@ impl Store {
                 if let Some(c) = enc.content {
                     self.objects.put(&meta.content_path(), c).await?;
                 }
+                // The commit point: never by a process that lost the lease.
+                self.check_lease()?;
                 self.objects
                     .put(&meta.index_path(), serde_json::to_vec(&meta)?)
                     .await?;
@@ -352,6 +368,7 @@ impl Store {
         }
         if new.is_none() {
             // Nothing survives: remove the sidecars now so a restart cannot resurrect them.
+            self.check_lease()?;
             for seg in olds {
                 self.objects.delete(&seg.index_path()).await?;
             }
@@ -386,7 +403,11 @@ impl Store {
         // at deleted data.
         let mut n = 0;
         for (i, path) in due.iter().enumerate() {
-            if let Err(e) = self.objects.delete(path).await {
+            let deleted = match self.check_lease() {
+                Ok(()) => self.objects.delete(path).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
                 // Back at the front: the queue order is the safe deletion order.
                 let mut d = self.deferred.lock();
                 let rest: Vec<_> = due[i..].iter().map(|p| (now, p.clone())).collect();

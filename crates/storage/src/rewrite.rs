@@ -114,6 +114,7 @@ impl Store {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
+        meta.writer = olds.first().map(|s| s.writer.clone()).unwrap_or_default();
         Ok(Some((meta, content)))
     }
 

@@ -67,6 +67,11 @@ pub struct SegmentMeta {
     /// Compaction rewrites segments below `zstd_level` (flushes write a faster level).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub zstd_level: i32,
+    /// The writer whose WAL this segment's rows came from (`target: write`; empty on a
+    /// single node). A writer's WAL replay trusts only its own segments' `wal_through`, so
+    /// compaction merges the segments of one writer only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub writer: String,
 }
 
 fn is_zero<T: Default + PartialEq>(n: &T) -> bool {

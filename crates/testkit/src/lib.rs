@@ -1,6 +1,8 @@
 //! Test and benchmark support: runs the real `silt` binary and talks HTTP to it
 //! without pulling an HTTP client stack into every test build.
 
+pub mod moto;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -369,6 +371,28 @@ pub fn query_lines(addr: &str, query: &str, mut start: i64, end: i64) -> Vec<Str
         start = last + 1;
     }
     out
+}
+
+/// The value of metric `name` (or `name_total`) on `/metrics`, NaN when absent.
+pub fn metric(addr: &str, name: &str) -> f64 {
+    let (_, body) = http(addr, "GET", "/metrics", &[], b"").unwrap();
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name || k == format!("{name}_total")).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Polls until `cond` holds (the deadline only guards against a hang).
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `dir` with `packages` pip-installed into it (`--target`), unless `import` (a Python

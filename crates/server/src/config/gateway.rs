@@ -16,6 +16,20 @@ pub enum Target {
     /// Only the gateway: authenticates, picks the tenant and forwards to `gateway.write_urls`
     /// and `gateway.read_urls`; stores nothing.
     Gateway,
+    /// Takes pushes: WAL, head and segments flushed into the shared bucket under its
+    /// `cluster.writer_id`; never compacts nor applies retention.
+    Write,
+    /// Answers queries from the shared bucket's catalog (refreshed by listing); no pushes.
+    Read,
+    /// Compaction, retention, deletes and the ruler, while it holds the bucket's lease.
+    Backend,
+}
+
+impl Target {
+    /// Whether several processes of this target share one bucket.
+    pub fn shares_bucket(self) -> bool {
+        matches!(self, Target::Write | Target::Read | Target::Backend)
+    }
 }
 
 impl std::str::FromStr for Target {
@@ -24,7 +38,12 @@ impl std::str::FromStr for Target {
         match s {
             "all" => Ok(Target::All),
             "gateway" => Ok(Target::Gateway),
-            _ => Err(format!("unknown target {s:?} (all, gateway)")),
+            "write" => Ok(Target::Write),
+            "read" => Ok(Target::Read),
+            "backend" => Ok(Target::Backend),
+            _ => Err(format!(
+                "unknown target {s:?} (all, write, read, backend, gateway)"
+            )),
         }
     }
 }

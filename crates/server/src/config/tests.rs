@@ -146,3 +146,31 @@ fn gateway_is_checked_only_as_the_target() {
     let e = err("target: nodes\n");
     assert!(e.contains("target"), "{e}");
 }
+
+#[test]
+fn roles_sharing_a_bucket_are_checked() {
+    let s3 = "storage:\n  object_store:\n    backend: s3\n    s3: {bucket: b}\n";
+    let err = |yaml: &str| Config::from_yaml(yaml).unwrap_err().to_string();
+    let e = err(&format!("target: write\n{s3}"));
+    assert!(e.contains("cluster.writer_id"), "{e}");
+    let e = err(&format!(
+        "target: write\n{s3}cluster: {{writer_id: 'a/b'}}\n"
+    ));
+    assert!(e.contains("cluster.writer_id"), "{e}");
+    let e = err("target: read\n");
+    assert!(e.contains("storage.object_store.backend"), "{e}");
+    let e = err(&format!(
+        "target: backend\n{s3}cluster: {{lease_ttl: 3s, lease_renew_interval: 2s}}\n"
+    ));
+    assert!(e.contains("cluster.lease_renew_interval"), "{e}");
+    let ok = Config::from_yaml(&format!(
+        "target: write\n{s3}cluster: {{writer_id: silt-write-0}}\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.target, Target::Write);
+    Config::from_yaml(&format!(
+        "target: backend\n{s3}cluster: {{lease_ttl: 3s}}\n"
+    ))
+    .unwrap();
+    assert_eq!("read".parse::<Target>(), Ok(Target::Read));
+}

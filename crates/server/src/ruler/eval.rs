@@ -49,8 +49,24 @@ pub(crate) fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         let writer = RemoteWriter::start(&state);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held = false;
         loop {
             tick.tick().await;
+            // A backend evaluates only while it holds the lease (one evaluator per bucket).
+            if let Some(lease) = state.store.lease() {
+                let now = lease.is_held();
+                if now && !held {
+                    // Taking over: the rules and alert states as the bucket has them now
+                    // (set through another backend since this one started).
+                    if let Err(e) = state.rules.load(state.cfg.ruler.local_directory()).await {
+                        tracing::error!(error = %e, "rules not reloaded on taking the lease");
+                    }
+                }
+                held = now;
+                if !held {
+                    continue;
+                }
+            }
             let default = state.cfg.ruler.evaluation_interval.as_nanos() as i64;
             for (tenant, namespaces) in state.rules.all() {
                 for (ns, groups) in namespaces {
