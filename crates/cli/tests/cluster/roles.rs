@@ -6,7 +6,9 @@
 
 use super::bin;
 use silt_testkit::moto::{Moto, BUCKET};
-use silt_testkit::{free_port, http, metric, now_ns, push_json, query_lines, wait_for, Server};
+use silt_testkit::{
+    enc, free_port, http, metric, now_ns, push_json, query_lines, wait_for, Server,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -45,13 +47,7 @@ fn start(dir: &Path, name: &str, cfg: String) -> Server {
 
 /// Pushes `n` lines named after `tag` to `addr` and flushes them into one segment.
 fn push_and_flush(addr: &str, tag: &str, n: usize, expected: &mut BTreeSet<String>) {
-    let ts = now_ns();
-    let lines: Vec<String> = (0..n).map(|i| format!("{tag} line {i}")).collect();
-    let entries: Vec<(i64, String)> = (ts..).zip(lines.iter().cloned()).collect();
-    push_json(addr, None, &[("app", "roles")], &entries);
-    let (st, b) = http(addr, "POST", "/flush", &[], b"").unwrap();
-    assert_eq!(st, 204, "{}", String::from_utf8_lossy(&b));
-    expected.extend(lines);
+    push_and_flush_via(addr, addr, tag, n, expected);
 }
 
 fn lines(addr: &str, t0: i64) -> Vec<String> {
@@ -129,6 +125,51 @@ fn writers_a_reader_and_a_backend_share_one_bucket() {
         "compaction keeps each writer's rows apart"
     );
     assert_eq!(metric(&w1.addr, "silt_segments_compacted"), 0.0);
+
+    // A gateway in front of the roles: pushes to a writer, queries to the reader, the
+    // delete API to the backend (the reader does not serve it).
+    let gw = super::Gateway::start(
+        d,
+        &format!(
+            "gateway:\n  write_urls: [{}]\n  read_urls: [{}]\n  backend_urls: [{}]\n",
+            w1.url(),
+            reader.url(),
+            backend.url()
+        ),
+    );
+    push_and_flush_via(&gw.addr, &w1.addr, "gw", 10, &mut expected);
+    let del = format!(
+        "/loki/api/v1/delete?query={}&start=0",
+        enc(r#"{app="roles"} |= "w2 r0""#)
+    );
+    assert_eq!(http(&reader.addr, "POST", &del, &[], b"").unwrap().0, 404);
+    let (st, b) = http(&gw.addr, "POST", &del, &[], b"").unwrap();
+    assert_eq!(st, 204, "{}", String::from_utf8_lossy(&b));
+    let (st, b) = http(&gw.addr, "GET", "/loki/api/v1/delete", &[], b"").unwrap();
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&b).contains("w2 r0"), "{b:?}");
+    expected.retain(|l| !l.starts_with("w2 r0 "));
+    wait_for(
+        "the delete applied by the reader, through the gateway",
+        || lines(&gw.addr, t0).into_iter().collect::<BTreeSet<_>>() == expected,
+    );
+}
+
+/// Pushes `n` lines through the gateway at `gw`, then flushes the writer at `writer`.
+fn push_and_flush_via(
+    gw: &str,
+    writer: &str,
+    tag: &str,
+    n: usize,
+    expected: &mut BTreeSet<String>,
+) {
+    let ts = now_ns();
+    let lines: Vec<String> = (0..n).map(|i| format!("{tag} line {i}")).collect();
+    let entries: Vec<(i64, String)> = (ts..).zip(lines.iter().cloned()).collect();
+    push_json(gw, None, &[("app", "roles")], &entries);
+    let (st, b) = http(writer, "POST", "/flush", &[], b"").unwrap();
+    assert_eq!(st, 204, "{}", String::from_utf8_lossy(&b));
+    expected.extend(lines);
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct GatewayConfig {
     /// Where everything else goes, in turn; the next one is tried when one cannot be
     /// reached.
     pub read_urls: Vec<String>,
+    /// Where the delete API and the rules API and lists go (`target: backend` nodes), the
+    /// first reachable one in this order; empty: to `read_urls` like everything else.
+    pub backend_urls: Vec<String>,
     /// htpasswd file of users allowed in with basic auth (bcrypt hashes, as made by
     /// `htpasswd -B`). Re-read when it changes.
     pub basic_auth_file: Option<PathBuf>,
@@ -100,6 +103,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             write_urls: Vec::new(),
             read_urls: Vec::new(),
+            backend_urls: Vec::new(),
             basic_auth_file: None,
             tokens_file: None,
             tenants: HashMap::new(),
@@ -131,6 +135,9 @@ impl GatewayConfig {
             for u in urls {
                 super::check_http_url(u).map_err(|e| (key, e))?;
             }
+        }
+        for u in &self.backend_urls {
+            super::check_http_url(u).map_err(|e| ("gateway.backend_urls", e))?;
         }
         for (key, file) in [
             ("gateway.basic_auth_file", &self.basic_auth_file),

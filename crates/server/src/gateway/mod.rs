@@ -21,11 +21,28 @@ use std::sync::Arc;
 const PUSH_PATHS: &[&str] = &["/loki/api/v1/push", "/api/prom/push", "/otlp/v1/logs"];
 const TENANT: &str = "x-scope-orgid";
 
+/// What a backend serves (deletes, rule groups, the rules and alerts lists): exact paths
+/// and prefixes.
+fn backend_path(path: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "/loki/api/v1/delete",
+        "/prometheus/api/v1/rules",
+        "/prometheus/api/v1/alerts",
+    ];
+    const PREFIXES: &[&str] = &["/loki/api/v1/rules", "/api/prom/rules"];
+    EXACT.contains(&path)
+        || PREFIXES.iter().any(|p| {
+            path.strip_prefix(p)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        })
+}
+
 struct Gateway {
     auth: Auth,
     limiter: Option<RateLimiter>,
     writers: Vec<String>,
     readers: Vec<String>,
+    backends: Vec<String>,
     next_reader: AtomicUsize,
     client: reqwest::Client,
     max_body: usize,
@@ -104,7 +121,8 @@ impl Gateway {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
-        let push = PUSH_PATHS.contains(&req.uri().path());
+        let path_only = req.uri().path().to_string();
+        let push = PUSH_PATHS.contains(&path_only.as_str());
         if str_header(req.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         {
             let (mut parts, _) = req.into_parts();
@@ -140,6 +158,10 @@ impl Gateway {
                 &self.writers,
                 tenant.as_deref().unwrap_or("fake"),
             )]
+        } else if !self.backends.is_empty() && backend_path(&path_only) {
+            // In order, not in turn: the first is the lease holder while it is up, and
+            // only the holder knows the alerts' state.
+            self.backends.iter().map(String::as_str).collect()
         } else {
             self.readers_in_turn()
         };
@@ -200,6 +222,7 @@ pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
             .then(|| RateLimiter::new(g.requests_per_second, f64::from(g.burst))),
         writers: g.write_urls.clone(),
         readers: g.read_urls.clone(),
+        backends: g.backend_urls.clone(),
         next_reader: AtomicUsize::new(0),
         client: reqwest::Client::builder()
             .timeout(g.timeout)
@@ -217,7 +240,27 @@ pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
 
 #[cfg(test)]
 mod tests {
-    use super::writer_for;
+    use super::{backend_path, writer_for};
+
+    #[test]
+    fn deletes_and_rules_are_backend_paths() {
+        for p in [
+            "/loki/api/v1/delete",
+            "/loki/api/v1/rules",
+            "/loki/api/v1/rules/ns/group",
+            "/api/prom/rules/ns",
+            "/prometheus/api/v1/alerts",
+        ] {
+            assert!(backend_path(p), "{p}");
+        }
+        for p in [
+            "/loki/api/v1/query_range",
+            "/loki/api/v1/rulesx",
+            "/loki/api/v1/push",
+        ] {
+            assert!(!backend_path(p), "{p}");
+        }
+    }
 
     #[test]
     fn tenants_keep_their_writer_unless_it_goes() {
