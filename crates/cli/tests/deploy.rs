@@ -104,8 +104,9 @@ fn manifests_dashboards_and_rules_pass_static_checks() {
         String::from_utf8_lossy(&a.output.stderr)
     );
     let configs = a.report["configs"].as_array().unwrap();
-    // Server (base and S3 overlay), node agent, events agent.
-    assert_eq!(configs.len(), 4, "{configs:#?}");
+    // Server (base and S3 overlay), node agent, events agent, and the scalable overlay's
+    // writer, reader, backend and gateway.
+    assert_eq!(configs.len(), 8, "{configs:#?}");
     assert!(a.report["metrics"].as_array().unwrap().len() > 50);
 }
 
