@@ -31,17 +31,27 @@ impl Drop for Group {
     }
 }
 
+/// One browser at a time: five Chromiums at once on a 2-core runner starved everything
+/// else on the machine (the sandbox's own I/O workers stalled).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A headless Chromium and its one page, over the DevTools protocol.
 struct Browser {
     _chromium: Group,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next: u64,
     _profile: tempfile::TempDir,
+    /// Dropped last, after Chromium is gone.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Browser {
     fn launch() -> Browser {
         use std::os::unix::process::CommandExt as _;
+        // A test that failed with the lock held must not fail the others.
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new("chromium")
             .args([
@@ -101,6 +111,7 @@ impl Browser {
             ws,
             next: 0,
             _profile: profile,
+            _turn: turn,
         }
     }
 
