@@ -45,34 +45,40 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
         .build())
 }
 
-/// Writes the Parquet file `<dir>/<id>.parquet` with `write` (for example
-/// [`encode_into`]) and syncs it, so it is moved into place or uploaded in parts, never
-/// held in memory whole; removed again when writing fails. Returns what `write` returns
-/// beside its output, and the file.
+/// Writes the Parquet file `<dir>/<id>.parquet` with `write` (a flush's
+/// [`encode_into`], a compaction's merge) and syncs it, so it is moved into place or
+/// uploaded in parts, never held in memory whole. `None` from `write` (nothing to keep)
+/// or an error removes the file again. Returns what `write` returns beside its output,
+/// and the file.
 pub(crate) fn encode_file<T>(
     dir: &std::path::Path,
     id: &str,
-    write: impl FnOnce(FileOut) -> Result<(T, FileOut)>,
-) -> Result<(T, std::path::PathBuf)> {
+    write: impl FnOnce(FileOut) -> Result<Option<(T, FileOut)>>,
+) -> Result<Option<(T, std::path::PathBuf)>> {
     std::fs::create_dir_all(dir)?;
     let file = dir.join(format!("{id}.parquet"));
     let written = (|| {
         let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
-        let (t, out) = write(out)?;
+        let Some((t, out)) = write(out)? else {
+            return Ok(None);
+        };
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(t)
+        Ok(Some(t))
     })();
     match written {
-        Ok(t) => Ok((t, file)),
-        Err(e) => {
+        Ok(Some(t)) => Ok(Some((t, file))),
+        other => {
             let _ = std::fs::remove_file(&file);
-            Err(e)
+            other.map(|_| None)
         }
     }
 }
 
 /// A segment file being written.
 pub(crate) type FileOut = std::io::BufWriter<std::fs::File>;
+
+/// What goes beside a written segment file: its sidecar and its content index.
+pub(crate) type Beside = (SegmentMeta, Option<Vec<u8>>);
 
 /// Encodes a tenant's frozen head as a Parquet file into `out`; returns the sidecar,
 /// `out` and the content index.

@@ -603,9 +603,8 @@ impl Store {
                     Some(th) if th.entries > 0 => segment::encode_file(&tmp, &id, |out| {
                         let (meta, out, content) =
                             segment::encode_into(out, &t, &id, th, f.wal_through, level, content)?;
-                        Ok(((meta, content), out))
-                    })
-                    .map(Some),
+                        Ok(Some(((meta, content), out)))
+                    }),
                     _ => Ok(None),
                 }
             })

@@ -6,13 +6,13 @@
 //! [`TMP_DIR`], moved or uploaded in parts, so memory does not grow with the merge.
 
 use crate::chunks::Unpacked;
-use crate::encode::{MdColumns, SegmentWriter};
+use crate::encode::{encode_file, Beside, FileOut, MdColumns, SegmentWriter};
 use crate::head::Head;
 use crate::segment::{stream_order, SegmentMeta, REST_COLUMN};
 use crate::{Result, Store};
 use silt_model::{Entry, Labels, Timestamp};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -67,14 +67,10 @@ impl Store {
         merged.sort_by(|a, b| stream_order(&a.labels, &b.labels));
 
         let dir = self.cfg.data_dir.join(TMP_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let file = dir.join(format!("{id}.parquet"));
-        let out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
-        let written = self.write_merged(tenant, id, olds, &merged, keep, level, out);
-        if !matches!(written, Ok(Some(_))) {
-            let _ = std::fs::remove_file(&file);
-        }
-        Ok(written?.map(|(meta, content)| Rewritten {
+        let written = encode_file(&dir, id, |out| {
+            self.write_merged(tenant, id, olds, &merged, keep, level, out)
+        })?;
+        Ok(written.map(|((meta, content), file)| Rewritten {
             meta,
             file,
             content,
@@ -91,8 +87,8 @@ impl Store {
         merged: &[Merged],
         keep: Keep<'_>,
         level: i32,
-        out: BufWriter<std::fs::File>,
-    ) -> Result<Option<(SegmentMeta, Option<Vec<u8>>)>> {
+        out: FileOut,
+    ) -> Result<Option<(Beside, FileOut)>> {
         let md = self.md_columns(olds)?;
         let mut w = SegmentWriter::to(out, md, level, self.cfg.content_index)?;
         let mut start = 0;
@@ -111,11 +107,9 @@ impl Store {
         }
         let wal_through = olds.iter().map(|s| s.wal_through).max().unwrap_or(0);
         let (mut meta, out, content) = w.close(tenant, id, wal_through)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
         meta.replaces = olds.iter().map(|s| s.id.clone()).collect();
         meta.writer = olds.first().map(|s| s.writer.clone()).unwrap_or_default();
-        Ok(Some((meta, content)))
+        Ok(Some(((meta, content), out)))
     }
 
     /// Reads `chunk`'s streams from every input, merges them and appends them to `w`.
