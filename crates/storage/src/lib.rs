@@ -52,7 +52,6 @@ pub use shared::RefreshReport;
 use head::Head;
 use parking_lot::{Mutex, RwLock};
 use scan::FileMeta;
-use segment::SegmentMeta;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,43 +250,24 @@ impl Store {
         std::fs::create_dir_all(&wal_dir)?;
         // Rewrites in progress when the process stopped: never committed, so never read.
         let _ = std::fs::remove_dir_all(cfg.data_dir.join(rewrite::TMP_DIR));
-        let mut metas = Vec::new();
-        let mut delete_reqs = Vec::new();
-        for path in objects.list("tenants").await? {
-            if path.contains("/deletes/") && path.ends_with(".json") {
-                if let Some(data) = objects.get_opt(&path).await? {
-                    let req: DeleteRequest = serde_json::from_slice(&data)?;
-                    delete_reqs.push(Arc::new(deletes::Compiled::new(req)?));
-                }
-                continue;
-            }
-            if !path.ends_with(".index.json") {
-                continue;
-            }
-            // Listed but gone: deleted by a concurrent or interrupted rewrite.
-            if let Some(data) = objects.get_opt(&path).await? {
-                let meta = serde_json::from_slice::<SegmentMeta>(&data)?;
-                // A writer sharing the bucket keeps only its own segments: their
-                // `wal_through` is what its WAL replay may skip.
-                if cfg.writer.is_empty() || meta.writer == cfg.writer {
-                    metas.push(meta);
-                }
-            }
-        }
+        let mut listing = shared::Listing::read(&objects, &HashMap::new()).await?;
+        // A writer sharing the bucket keeps only its own segments: their `wal_through` is
+        // what its WAL replay may skip.
+        listing
+            .segments
+            .retain(|m| cfg.writer.is_empty() || m.writer == cfg.writer);
         // Segments superseded by a committed rewrite: skip them and finish their deletion.
-        let replaced: HashSet<(String, String)> = metas
-            .iter()
-            .flat_map(|m| m.replaces.iter().map(|r| (m.tenant.clone(), r.clone())))
-            .collect();
+        let replaced = listing.replaced();
         let mut catalog = Catalog::default();
         let mut leftovers = Vec::new();
-        for meta in metas {
+        for meta in listing.segments {
             if replaced.contains(&(meta.tenant.clone(), meta.id.clone())) {
                 leftovers.extend(meta.object_paths().into_iter().map(|p| (Instant::now(), p)));
             } else {
-                catalog.add(Arc::new(meta));
+                catalog.add(meta);
             }
         }
+        let delete_reqs = listing.deletes;
         let metrics = Arc::new(StoreMetrics::default());
         metrics
             .wal_bytes

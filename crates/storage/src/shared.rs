@@ -9,7 +9,7 @@
 
 use crate::lease::Lease;
 use crate::segment::SegmentMeta;
-use crate::{deletes, Catalog, DeleteRequest, Error, Result, Store};
+use crate::{deletes, Catalog, DeleteRequest, Error, Objects, Result, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,6 +22,53 @@ pub struct RefreshReport {
     pub added: usize,
     /// Segments gone from it (deleted or replaced).
     pub removed: usize,
+}
+
+/// What the bucket holds under `tenants/`: committed segments and delete requests.
+pub(crate) struct Listing {
+    pub(crate) segments: Vec<Arc<SegmentMeta>>,
+    pub(crate) deletes: Vec<Arc<deletes::Compiled>>,
+}
+
+impl Listing {
+    /// Lists the bucket; sidecars of segments in `known` are not read again, and a sidecar
+    /// listed but gone by the time it is read (removed by a rewrite meanwhile) is skipped.
+    pub(crate) async fn read(
+        objects: &Objects,
+        known: &HashMap<(String, String), Arc<SegmentMeta>>,
+    ) -> Result<Listing> {
+        let mut l = Listing {
+            segments: Vec::new(),
+            deletes: Vec::new(),
+        };
+        for path in objects.list("tenants").await? {
+            if path.contains("/deletes/") && path.ends_with(".json") {
+                if let Some(data) = objects.get_opt(&path).await? {
+                    let req: DeleteRequest = serde_json::from_slice(&data)?;
+                    l.deletes.push(Arc::new(deletes::Compiled::new(req)?));
+                }
+                continue;
+            }
+            let Some((tenant, id)) = sidecar_key(&path) else {
+                continue;
+            };
+            if let Some(m) = known.get(&(tenant.to_string(), id.to_string())) {
+                l.segments.push(m.clone());
+            } else if let Some(data) = objects.get_opt(&path).await? {
+                l.segments
+                    .push(Arc::new(serde_json::from_slice::<SegmentMeta>(&data)?));
+            }
+        }
+        Ok(l)
+    }
+
+    /// (tenant, id) of the segments a listed segment replaces (a committed rewrite).
+    pub(crate) fn replaced(&self) -> HashSet<(String, String)> {
+        self.segments
+            .iter()
+            .flat_map(|m| m.replaces.iter().map(|r| (m.tenant.clone(), r.clone())))
+            .collect()
+    }
 }
 
 /// (tenant, id) of a sidecar path `tenants/<t>/segments/<id>.index.json`.
@@ -78,39 +125,21 @@ impl Store {
                 .tenants
                 .values()
                 .flat_map(|t| t.segments.iter())
-                .map(|m| ((m.tenant.clone(), m.id.clone()), m.clone()))
+                .map(|m| (key(m), m.clone()))
                 .collect()
         };
-        let mut listed = Vec::new();
-        let mut delete_reqs = Vec::new();
-        for path in self.objects.list("tenants").await? {
-            if path.contains("/deletes/") && path.ends_with(".json") {
-                if let Some(data) = self.objects.get_opt(&path).await? {
-                    let req: DeleteRequest = serde_json::from_slice(&data)?;
-                    delete_reqs.push(Arc::new(deletes::Compiled::new(req)?));
-                }
-                continue;
-            }
-            let Some((tenant, id)) = sidecar_key(&path) else {
-                continue;
-            };
-            if let Some(m) = known.get(&(tenant.to_string(), id.to_string())) {
-                listed.push(m.clone());
-            } else if let Some(data) = self.objects.get_opt(&path).await? {
-                // Listed but gone: removed by a rewrite since the listing.
-                listed.push(Arc::new(serde_json::from_slice::<SegmentMeta>(&data)?));
-            }
-        }
-        let replaced: HashSet<(String, String)> = listed
-            .iter()
-            .flat_map(|m| m.replaces.iter().map(|r| (m.tenant.clone(), r.clone())))
-            .collect();
-        let is_replaced = |m: &SegmentMeta| replaced.contains(&(m.tenant.clone(), m.id.clone()));
+        let listing = Listing::read(&self.objects, &known).await?;
+        let replaced = listing.replaced();
+        let is_replaced = |m: &SegmentMeta| replaced.contains(&key(m));
         if self.lease.get().is_some() {
             // The lease holder finishes deletions a previous holder left undone.
-            self.queue_leftovers(listed.iter().filter(|m| is_replaced(m)));
+            self.queue_leftovers(listing.segments.iter().filter(|m| is_replaced(m)));
         }
-        let keep: Vec<_> = listed.into_iter().filter(|m| !is_replaced(m)).collect();
+        let keep: Vec<_> = listing
+            .segments
+            .into_iter()
+            .filter(|m| !is_replaced(m))
+            .collect();
         let kept: HashSet<(&str, &str)> = keep
             .iter()
             .map(|m| (m.tenant.as_str(), m.id.as_str()))
@@ -143,7 +172,7 @@ impl Store {
                 self.content.lock().remove(&p);
             }
         }
-        *self.deletes.write() = delete_reqs;
+        *self.deletes.write() = listing.deletes;
         if report != RefreshReport::default() {
             tracing::info!(
                 added = report.added,
