@@ -121,8 +121,8 @@ impl Gateway {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
-        let path_only = req.uri().path().to_string();
-        let push = PUSH_PATHS.contains(&path_only.as_str());
+        let push = PUSH_PATHS.contains(&req.uri().path());
+        let to_backend = !self.backends.is_empty() && backend_path(req.uri().path());
         if str_header(req.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         {
             let (mut parts, _) = req.into_parts();
@@ -158,7 +158,7 @@ impl Gateway {
                 &self.writers,
                 tenant.as_deref().unwrap_or("fake"),
             )]
-        } else if !self.backends.is_empty() && backend_path(&path_only) {
+        } else if to_backend {
             // In order, not in turn: the first is the lease holder while it is up, and
             // only the holder knows the alerts' state.
             self.backends.iter().map(String::as_str).collect()
