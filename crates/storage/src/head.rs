@@ -139,20 +139,17 @@ impl HeadStream {
 
     /// Entry `i` in the current order.
     pub(crate) fn entry(&self, i: usize, u: &mut Unpacked) -> Entry {
-        let (line, meta) = self.data.parts(self.loc[i], u);
-        let line = String::from_utf8_lossy(line).into_owned();
-        let mut metadata = Vec::new();
-        let mut r = Reader::new(meta);
-        while !r.done() {
-            match (r.string(), r.string()) {
-                (Ok(k), Ok(v)) => metadata.push((k, v)),
-                _ => break,
-            }
-        }
+        let mut pairs = Vec::new();
+        let line = self.read(i, u, &mut pairs).into_owned();
         Entry {
             ts: self.ts[i],
             line,
-            metadata: Labels::from_sorted_unchecked(metadata),
+            metadata: Labels::from_sorted_unchecked(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
         }
     }
 
