@@ -1,5 +1,5 @@
 //! Timestamps without entries, for pipeline-less counts (`count_over_time`, `rate` summed
-//! by stream labels): segments decode only their `stream` and `ts` columns.
+//! by stream labels): segments decode only their `stream` and time columns.
 //!
 //! The answer must equal what counting [`crate::StoreSource`]'s entries gives, so every
 //! case where it might not falls back (`None`): pending deletes on a stream, parts of a

@@ -4,9 +4,12 @@
 
 use crate::chunks::{recycle, Unpacked};
 use crate::head::{HeadStream, TenantHead};
-use crate::segment::{stream_order, SegmentMeta, SegmentStream, REST_COLUMN};
+use crate::segment::{
+    split_ts, stream_order, SegmentMeta, SegmentStream, FORMAT_VERSION, REST_COLUMN, TS_NANOS,
+    TS_SECONDS,
+};
 use crate::{Error, Result};
-use arrow_array::builder::{Int64Builder, StringBuilder, UInt32Builder};
+use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -38,8 +41,14 @@ fn writer_props(level: i32) -> Result<WriterProperties> {
         // Read whole with any page of its column: ids and trace ids fall back to plain
         // encoding after this much, low-cardinality metadata fits easily.
         .set_dictionary_page_size_limit(PAGE_BYTES)
-        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
-        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
+        // Seconds and nanoseconds apart: seconds delta-encode in a few bits per row, and
+        // sub-second parts of millisecond (or coarser) clocks compress to almost nothing,
+        // where one column of nanoseconds cost ~34 bits a row (BENCHMARKS.md).
+        .set_column_dictionary_enabled(ColumnPath::from(TS_SECONDS), false)
+        .set_column_encoding(ColumnPath::from(TS_SECONDS), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(TS_NANOS), false)
+        .set_column_encoding(ColumnPath::from(TS_NANOS), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_statistics_enabled(ColumnPath::from(TS_NANOS), EnabledStatistics::None)
         .set_column_dictionary_enabled(ColumnPath::from("line"), false)
         .set_max_row_group_row_count(Some(1 << 20))
         .build())
@@ -171,7 +180,8 @@ impl<W: std::io::Write + Send> SegmentWriter<W> {
     pub(crate) fn to(out: W, md: MdColumns, level: i32, content_index: bool) -> Result<Self> {
         let mut fields = vec![
             Field::new("stream", DataType::UInt32, false),
-            Field::new("ts", DataType::Int64, false),
+            Field::new(TS_SECONDS, DataType::Int64, false),
+            Field::new(TS_NANOS, DataType::Int32, false),
             Field::new("line", DataType::Utf8, false),
         ];
         fields.extend(
@@ -251,7 +261,7 @@ impl<W: std::io::Write + Send> SegmentWriter<W> {
             self.writer.write(&self.b.finish(&self.schema)?)?;
         }
         let mut meta = SegmentMeta {
-            version: 1,
+            version: FORMAT_VERSION,
             id: id.to_string(),
             tenant: tenant.to_string(),
             min_ts: self.range.0,
@@ -307,7 +317,8 @@ impl<W: std::io::Write> std::io::Write for Counted<W> {
 
 struct Builders {
     stream: UInt32Builder,
-    ts: Int64Builder,
+    ts_s: Int64Builder,
+    ts_ns: Int32Builder,
     line: StringBuilder,
     md: Vec<StringBuilder>,
     rest: Option<StringBuilder>,
@@ -318,7 +329,8 @@ impl Builders {
     fn new(n_md: usize, rest: bool) -> Self {
         Builders {
             stream: UInt32Builder::new(),
-            ts: Int64Builder::new(),
+            ts_s: Int64Builder::new(),
+            ts_ns: Int32Builder::new(),
             line: StringBuilder::new(),
             md: (0..n_md).map(|_| StringBuilder::new()).collect(),
             rest: rest.then(StringBuilder::new),
@@ -336,7 +348,9 @@ impl Builders {
         keys: &[String],
     ) {
         self.stream.append_value(stream);
-        self.ts.append_value(ts);
+        let (secs, nanos) = split_ts(ts);
+        self.ts_s.append_value(secs);
+        self.ts_ns.append_value(nanos);
         self.line.append_value(line);
         let get = |k: &str| {
             meta.binary_search_by(|(n, _)| (*n).cmp(k))
@@ -364,7 +378,8 @@ impl Builders {
     fn finish(&mut self, schema: &Arc<Schema>) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.stream.finish()),
-            Arc::new(self.ts.finish()),
+            Arc::new(self.ts_s.finish()),
+            Arc::new(self.ts_ns.finish()),
             Arc::new(self.line.finish()),
         ];
         cols.extend(self.md.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));

@@ -2,9 +2,9 @@
 //! the decoded rows (as entries, or timestamps alone for counts).
 
 use crate::ranged::SegmentFile;
-use crate::segment::{SegmentMeta, BATCH_ROWS};
+use crate::segment::{join_ts, seconds_span, SegmentMeta, BATCH_ROWS, TS_NANOS, TS_SECONDS, TS_V1};
 use crate::{Error, Result};
-use arrow_array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
@@ -36,12 +36,18 @@ fn ts_page_ranges(
     (start, end): (Timestamp, Timestamp),
 ) -> Option<(Vec<(usize, usize)>, bool)> {
     let md = meta.metadata();
-    let ts_col = md
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .position(|c| c.path().string() == "ts")?;
+    let columns = md.file_metadata().schema_descr().columns();
+    // Format 2 keeps page statistics on whole seconds: a page spans up to the end of its
+    // last second.
+    let (ts_col, seconds) = match columns.iter().position(|c| c.path().string() == TS_V1) {
+        Some(c) => (c, false),
+        None => (
+            columns
+                .iter()
+                .position(|c| c.path().string() == TS_SECONDS)?,
+            true,
+        ),
+    };
     let mut out: Vec<(usize, usize)> = Vec::new();
     let mut partial = false;
     let mut base = 0usize;
@@ -57,8 +63,13 @@ fn ts_page_ranges(
         for (i, loc) in locs.iter().enumerate() {
             let first = loc.first_row_index as usize;
             let last = locs.get(i + 1).map_or(rows, |l| l.first_row_index as usize);
-            let (hit, inside) = match (ci.min_value(i), ci.max_value(i)) {
-                (Some(&lo), Some(&hi)) => (hi >= start && lo < end, lo >= start && hi < end),
+            let span = match (ci.min_value(i), ci.max_value(i)) {
+                (Some(&lo), Some(&hi)) if seconds => Some(seconds_span(lo, hi)),
+                (Some(&lo), Some(&hi)) => Some((lo, hi)),
+                _ => None,
+            };
+            let (hit, inside) = match span {
+                Some((lo, hi)) => (hi >= start && lo < end, lo >= start && hi < end),
                 _ => (true, false),
             };
             if !hit || last <= first {
@@ -194,9 +205,10 @@ fn rows_in_range(
 ) -> Result<Vec<(usize, usize)>> {
     let mut rows = ranges.iter().flat_map(|&(a, b)| a..b);
     let mut out: Vec<(usize, usize)> = Vec::new();
-    for batch in reader(file.try_clone()?, meta, ranges, |c| c == "ts", stats)? {
-        let batch = batch?;
-        for &t in named::<Int64Array>(&batch, "ts")?.values() {
+    let mut ts = Vec::new();
+    for batch in reader(file.try_clone()?, meta, ranges, is_ts, stats)? {
+        timestamps(&batch?, &mut ts)?;
+        for &t in &ts {
             let row = rows
                 .next()
                 .ok_or_else(|| Error::Corrupt("segment returned more rows than selected".into()))?;
@@ -226,7 +238,7 @@ fn open_reader(
         .schema()
         .fields()
         .iter()
-        .any(|f| !matches!(f.name().as_str(), "ts" | "stream") && keep(f.name()));
+        .any(|f| !is_ts(f.name()) && f.name() != "stream" && keep(f.name()));
     if partial && others && !ranges.is_empty() {
         ranges = rows_in_range(&file, meta, &ranges, slices.range, stats)?;
     }
@@ -242,18 +254,19 @@ pub fn read_timestamps(
     stats: &Stats,
 ) -> Result<HashMap<usize, Vec<Timestamp>>> {
     let (start, end) = slices.range;
-    let reader = open_reader(file, meta, &slices, |c| c == "stream" || c == "ts", stats)?;
+    let reader = open_reader(file, meta, &slices, |c| c == "stream" || is_ts(c), stats)?;
     // By stream index: rows come grouped by stream, so no per-row hashing.
     let mut by_index: Vec<Option<Vec<Timestamp>>> = vec![None; slices.seg.streams.len()];
     for &i in slices.wanted {
         by_index[i] = Some(Vec::new());
     }
     let mut n = 0u64;
+    let mut ts = Vec::new();
     for batch in reader {
         let batch = batch?;
         let stream = named::<UInt32Array>(&batch, "stream")?;
-        let ts = named::<Int64Array>(&batch, "ts")?;
-        for (s, t) in stream.values().iter().zip(ts.values().iter()) {
+        timestamps(&batch, &mut ts)?;
+        for (s, t) in stream.values().iter().zip(ts.iter()) {
             if *t < start || *t >= end {
                 continue;
             }
@@ -327,12 +340,13 @@ pub fn visit_rows(
         }
     }
     let (mut lines_read, mut line_bytes, mut md_bytes) = (0u64, 0u64, 0u64);
+    let mut ts = Vec::new();
     let result = (|| {
         for batch in reader {
             let batch = batch?;
             let bs = batch.schema();
             let stream = named::<UInt32Array>(&batch, "stream")?;
-            let ts = named::<Int64Array>(&batch, "ts")?;
+            timestamps(&batch, &mut ts)?;
             let line = if lines {
                 Some(named::<StringArray>(&batch, "line")?)
             } else {
@@ -345,8 +359,7 @@ pub fn visit_rows(
                 .filter_map(|(i, f)| f.name().strip_prefix("md.").map(|k| (i, k)))
                 .map(|(i, k)| col::<StringArray>(&batch, i).map(|a| (a, k)))
                 .collect::<Result<_>>()?;
-            for r in 0..batch.num_rows() {
-                let t = ts.value(r);
+            for (r, &t) in ts.iter().enumerate() {
                 let s = stream.value(r) as usize;
                 if t < start || t >= end || !wanted.get(s).copied().unwrap_or(false) {
                     continue;
@@ -445,6 +458,24 @@ fn pages_to_read(
 }
 
 /// The column called `name` of a batch.
+/// Whether `c` holds row times (format 1's `ts`, format 2's seconds and nanoseconds).
+fn is_ts(c: &str) -> bool {
+    c == TS_V1 || c == TS_SECONDS || c == TS_NANOS
+}
+
+/// The row times (ns) of a batch read with the [`is_ts`] columns, into `out`.
+fn timestamps(batch: &RecordBatch, out: &mut Vec<Timestamp>) -> Result<()> {
+    out.clear();
+    if batch.schema().index_of(TS_V1).is_ok() {
+        out.extend_from_slice(named::<Int64Array>(batch, TS_V1)?.values());
+    } else {
+        let secs = named::<Int64Array>(batch, TS_SECONDS)?.values();
+        let nanos = named::<Int32Array>(batch, TS_NANOS)?.values();
+        out.extend(secs.iter().zip(nanos.iter()).map(|(&s, &n)| join_ts(s, n)));
+    }
+    Ok(())
+}
+
 fn named<'b, T: 'static>(batch: &'b RecordBatch, name: &str) -> Result<&'b T> {
     let i = batch
         .schema()
@@ -596,10 +627,12 @@ mod tests {
 
     #[test]
     fn narrow_time_ranges_read_only_what_they_ask_for() {
+        // One row a millisecond: pages are pruned by their seconds.
+        const MS: i64 = 1_000_000;
         let mut head = Head::default();
-        let mk = |ts: i64| Entry {
-            ts,
-            line: format!("l{ts}"),
+        let mk = |i: i64| Entry {
+            ts: i * MS,
+            line: format!("l{i}"),
             metadata: Labels::new(),
         };
         let streams = ["a", "b", "c"]
@@ -617,7 +650,7 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes).unwrap();
         let fm = load_meta(&SegmentFile::Local(f.reopen().unwrap())).unwrap();
-        let (pages, partial) = ts_page_ranges(&fm, (0, 1)).unwrap();
+        let (pages, partial) = ts_page_ranges(&fm, (0, MS)).unwrap();
         assert!(partial);
         let pruned: usize = pages.iter().map(|(a, b)| b - a).sum();
         assert!(pruned < 90_000, "{pruned} of 180000 rows selected");
@@ -628,7 +661,7 @@ mod tests {
                 Slices {
                     seg: &meta,
                     wanted: &[0, 2],
-                    range: (lo, hi),
+                    range: (lo * MS, hi * MS),
                     only: None,
                 },
                 true,
@@ -638,7 +671,8 @@ mod tests {
             .unwrap();
             for s in [0, 2] {
                 let ts: Vec<i64> = got[&s].iter().map(|e| e.ts).collect();
-                assert_eq!(ts, (lo..hi.min(60_000)).collect::<Vec<_>>(), "[{lo},{hi})");
+                let want: Vec<i64> = (lo..hi.min(60_000)).map(|i| i * MS).collect();
+                assert_eq!(ts, want, "[{lo},{hi})");
             }
             assert_eq!(got[&2][0].line, format!("l{lo}"));
         }
@@ -650,7 +684,7 @@ mod tests {
             Slices {
                 seg: &meta,
                 wanted: &[1],
-                range: (0, 100),
+                range: (0, 100 * MS),
                 only: None,
             },
             true,
@@ -659,7 +693,8 @@ mod tests {
         )
         .unwrap();
         let ts: Vec<i64> = got[&1].iter().map(|e| e.ts).collect();
-        assert_eq!(ts, (0..100).filter(|t| t % 10 == 7).collect::<Vec<_>>());
+        let want: Vec<i64> = (0..100).filter(|t| t % 10 == 7).map(|i| i * MS).collect();
+        assert_eq!(ts, want);
         // Every row in range is processed, whether or not the filter keeps it; only the
         // pages holding those rows are read.
         assert_eq!(Stats::get(&stats.decompressed_lines), 100);

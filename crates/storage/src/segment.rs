@@ -2,7 +2,8 @@
 //!
 //! One segment holds one tenant's entries from one head flush (or a compaction),
 //! rows sorted by stream then time. Columns: `stream` (u32 index into the segment's
-//! stream table), `ts` (i64 ns, delta-encoded), `line` (utf8), and one nullable
+//! stream table), `ts_s` and `ts_ns` (the time as whole seconds, delta-encoded, and
+//! nanoseconds past them; format 1 had one `ts` column of ns), `line` (utf8), and one nullable
 //! utf8 column `md.<key>` per structured-metadata key (dictionary-encoded, so
 //! low-cardinality keys such as `detected_level` cost almost nothing). The stream
 //! table lives in the segment's sidecar index (see [`SegmentMeta`]) and in the
@@ -14,6 +15,35 @@ use serde::{Deserialize, Serialize};
 use silt_model::{Labels, Timestamp};
 
 pub(crate) const REST_COLUMN: &str = "md.__rest";
+/// Whole seconds of a row's time (floor, so negative times work), format 2 on.
+pub(crate) const TS_SECONDS: &str = "ts_s";
+/// Nanoseconds past [`TS_SECONDS`], `0..1e9`.
+pub(crate) const TS_NANOS: &str = "ts_ns";
+/// Format 1's one timestamp column (ns); still read.
+pub(crate) const TS_V1: &str = "ts";
+/// Format of segments written now (the sidecar's `version`).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+const NS: i64 = 1_000_000_000;
+
+/// `ts` as ([`TS_SECONDS`], [`TS_NANOS`]).
+pub(crate) fn split_ts(ts: Timestamp) -> (i64, i32) {
+    (ts.div_euclid(NS), ts.rem_euclid(NS) as i32)
+}
+
+/// The time [`split_ts`] split; wrapping, because the seconds of times near `i64::MIN`
+/// times 1e9 leave the i64 range on the way back to the (representable) original.
+pub(crate) fn join_ts(secs: i64, nanos: i32) -> Timestamp {
+    secs.wrapping_mul(NS).wrapping_add(nanos as i64)
+}
+
+/// The ns range `[lo, hi]` that rows whose seconds are `secs_lo..=secs_hi` can have.
+pub(crate) fn seconds_span(secs_lo: i64, secs_hi: i64) -> (Timestamp, Timestamp) {
+    (
+        secs_lo.saturating_mul(NS),
+        secs_hi.saturating_mul(NS).saturating_add(NS - 1),
+    )
+}
 
 /// One stream's slice of a segment.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -129,6 +159,28 @@ mod tests {
     use super::*;
     use crate::head::Head;
     use silt_model::Entry;
+
+    #[test]
+    fn split_times_join_back_exactly() {
+        for ts in [
+            0,
+            1,
+            -1,
+            999_999_999,
+            -1_000_000_000,
+            1_700_000_000_123_456_789,
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+        ] {
+            let (s, n) = split_ts(ts);
+            assert!((0..1_000_000_000).contains(&n), "{ts}");
+            assert_eq!(join_ts(s, n), ts);
+            let (lo, hi) = seconds_span(s, s);
+            assert!(lo <= ts && ts <= hi, "{ts}: {lo}..={hi}");
+        }
+        assert_eq!(split_ts(-1), (-1, 999_999_999));
+    }
 
     #[test]
     fn streams_of_one_service_are_neighbours() {
