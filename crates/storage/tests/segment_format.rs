@@ -4,7 +4,6 @@
 //! exactly what [`entries`] pushed, over the whole range and narrow ranges, and a
 //! compaction must carry it into the current layout with the same answers.
 
-
 use silt_model::{Direction, Entry, LabelMatcher, Labels, MatchOp};
 use silt_query::{LogSource, SelectRequest};
 use silt_storage::{Store, StoreConfig};
