@@ -27,6 +27,8 @@ pub struct AppState {
     pub(crate) rules: crate::ruler::Rules,
     /// Where pushes are decoded (one thread per core).
     pub(crate) decode: crate::decode_pool::DecodePool,
+    /// The writers whose unflushed lines a reader adds to its answers.
+    pub(crate) writers: Option<Arc<crate::unflushed::Writers>>,
 }
 
 impl AppState {
@@ -36,7 +38,16 @@ impl AppState {
             cfg.limits.ingestion_rate_mb * 1024.0 * 1024.0,
             cfg.limits.ingestion_burst_size_mb * 1024.0 * 1024.0,
         );
+        let writers =
+            (cfg.target == Target::Read && !cfg.cluster.writer_urls.is_empty()).then(|| {
+                Arc::new(crate::unflushed::Writers::new(
+                    cfg.cluster.writer_urls.clone(),
+                    cfg.cluster.writer_timeout,
+                    cfg.auth_enabled,
+                ))
+            });
         Arc::new(AppState {
+            writers,
             rules: crate::ruler::Rules::new(store.objects().clone()),
             metrics: Metrics::new(store.clone()),
             cfg,
@@ -206,6 +217,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         Target::Write => Router::new()
             .merge(push_routes)
             .merge(node_routes())
+            .route(crate::unflushed::PATH, get(crate::unflushed::serve))
             .route("/flush", post(flush)),
         Target::Read => read_routes,
         Target::Backend => Router::new()

@@ -22,6 +22,7 @@ mod ruler;
 mod tail;
 pub mod tls;
 mod ui;
+mod unflushed;
 
 pub use app::{router, run, AppState};
 pub use config::Config;

@@ -4,6 +4,7 @@ use crate::app::{json, tenant, ApiError, AppState};
 use crate::encode::{self, QueryStats};
 use crate::metrics::EndpointLabel;
 use crate::params::{self, get, parse_duration_ns, parse_time, time_range, Params};
+use crate::unflushed::ClusterSource;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use silt_logql::ast::Expr;
 use silt_model::{Direction, LabelMatcher};
 use silt_query::engine::{Engine, Limits, QueryParams};
+use silt_query::LogSource;
 use silt_query::QueryResult;
 use silt_storage::StoreSource;
 use std::sync::Arc;
@@ -143,10 +145,13 @@ pub(crate) async fn evaluate(
 ) -> Result<Evaluated, ApiError> {
     let started = Instant::now();
     let limits = engine_limits(state, started);
-    let source = StoreSource(state.store.clone());
+    let source: Box<dyn LogSource> = match &state.writers {
+        Some(w) => Box::new(ClusterSource::new(state.store.clone(), w.clone())),
+        None => Box::new(StoreSource(state.store.clone())),
+    };
     let (result, queued, ran, read) = tokio::task::spawn_blocking(move || {
         let queued = started.elapsed();
-        let engine = Engine::new(&source, limits);
+        let engine = Engine::new(&*source, limits);
         let qp = QueryParams {
             tenant: &run.tenant,
             expr: &run.expr,

@@ -22,6 +22,7 @@ impl Store {
         &self,
         req: &SelectRequest<'_>,
         metadata: &[String],
+        extra: Option<&crate::unflushed::Overlay>,
     ) -> Result<Option<Vec<StreamTimestamps>>> {
         let range = (req.start, req.end);
         let deletes = self.tenant_deletes(req.tenant);
@@ -51,7 +52,7 @@ impl Store {
                     .push((min, max, src));
             }
             let mut unsure = false;
-            self.for_each_head_stream(&st, req.tenant, req.matchers, range, |labels, hs| {
+            self.for_each_head_stream(&st, extra, req.tenant, req.matchers, range, |labels, hs| {
                 let c = hs.counts(req.start, req.end, metadata);
                 unsure |= c.has_key;
                 if let (Some(&first), Some(&last)) = (c.ts.first(), c.ts.last()) {

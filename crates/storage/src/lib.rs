@@ -36,6 +36,7 @@ mod rewrite;
 pub mod scan;
 pub mod segment;
 mod shared;
+mod unflushed;
 mod visit;
 pub mod wal;
 
@@ -48,6 +49,7 @@ pub use lifecycle::{Compaction, PassReport, Retention, StreamRule, TenantRetenti
 pub use objects::{Backend, Health, Objects, S3Config, PART_BYTES};
 pub use read::{IndexStats, SliceStats, StoreSource};
 pub use shared::RefreshReport;
+pub use unflushed::Overlay;
 
 use head::Head;
 use parking_lot::{Mutex, RwLock};
@@ -229,6 +231,8 @@ pub struct Store {
     pub metrics: Arc<StoreMetrics>,
     /// Acknowledged entries for live tail sessions.
     pub live: Arc<live::LiveHub>,
+    /// Segments flushed lately, for readers (see [`Store::recent_segments`]).
+    recent: unflushed::Recent,
 }
 
 impl Store {
@@ -323,6 +327,7 @@ impl Store {
             lease: Default::default(),
             metrics,
             live,
+            recent: Default::default(),
         }))
     }
 
@@ -610,6 +615,7 @@ impl Store {
             tracing::info!(tenant = %meta.tenant, segment = %meta.id, rows = meta.rows, size = meta.size, "segment written");
             let meta = Arc::new(meta);
             frozen.persisted.lock().insert(tenant);
+            self.recent.add(&meta.tenant, &meta.id);
             let mut st = self.state.write();
             st.catalog.add(meta);
             // The frozen head keeps serving this tenant until the whole head is persisted;

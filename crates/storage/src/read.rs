@@ -3,6 +3,7 @@
 use crate::head::HeadStream;
 use crate::ranged::SegmentFile;
 use crate::segment::SegmentMeta;
+use crate::unflushed::Overlay;
 use crate::{content, scan};
 use crate::{Error, Result, State, Store};
 use parking_lot::Mutex;
@@ -98,11 +99,13 @@ fn matches_all(matchers: &[LabelMatcher], labels: &Labels) -> bool {
 }
 
 impl Store {
-    /// Calls `f` for every head stream (frozen heads, then the active one) of `tenant`
-    /// matching `matchers` with data overlapping `[start, end)`. `st` is the held state lock.
+    /// Calls `f` for every head stream (frozen heads, then the active one, then `extra`:
+    /// other writers' unflushed data) of `tenant` matching `matchers` with data
+    /// overlapping `[start, end)`. `st` is the held state lock.
     pub(crate) fn for_each_head_stream(
         &self,
         st: &State,
+        extra: Option<&Overlay>,
         tenant: &str,
         matchers: &[LabelMatcher],
         (start, end): (Timestamp, Timestamp),
@@ -113,6 +116,7 @@ impl Store {
             .iter()
             .map(|f| &f.head)
             .chain(std::iter::once(&*self.active))
+            .chain(extra.map(|o| &o.head))
         {
             let mut head = head.lock();
             let Some(th) = head.tenants.get_mut(tenant) else {
@@ -160,7 +164,11 @@ impl Store {
     }
 
     /// Snapshot of every part of every stream matching the request.
-    fn plan(&self, req: &SelectRequest<'_>) -> HashMap<Arc<Labels>, Vec<PartRef>> {
+    fn plan(
+        &self,
+        req: &SelectRequest<'_>,
+        extra: Option<&Overlay>,
+    ) -> HashMap<Arc<Labels>, Vec<PartRef>> {
         let mut out: HashMap<Arc<Labels>, Vec<PartRef>> = HashMap::new();
         let range = (req.start, req.end);
         let st = self.state.read();
@@ -197,7 +205,7 @@ impl Store {
                 max_ts: s.max_ts,
             });
         }
-        self.for_each_head_stream(&st, req.tenant, req.matchers, range, |labels, hs| {
+        self.for_each_head_stream(&st, extra, req.tenant, req.matchers, range, |labels, hs| {
             let mut entries = hs.range(req.start, req.end);
             silt_query::source::count_memory(&req.stats, &entries);
             if let Some(f) = &req.line_filter {
@@ -352,7 +360,7 @@ impl Store {
             .streams(tenant, matchers, start, end)
             .into_iter()
             .collect();
-        self.for_each_head_stream(&st, tenant, matchers, (start, end), |labels, _| {
+        self.for_each_head_stream(&st, None, tenant, matchers, (start, end), |labels, _| {
             set.insert(labels.clone());
         });
         set.into_iter().collect()
@@ -409,7 +417,7 @@ impl Store {
             stats.entries += s.rows;
             seen.insert(Arc::new(labels));
         });
-        self.for_each_head_stream(&st, tenant, matchers, (start, end), |labels, hs| {
+        self.for_each_head_stream(&st, None, tenant, matchers, (start, end), |labels, hs| {
             stats.chunks += 1;
             stats.bytes += hs.bytes as u64;
             stats.entries += hs.len() as u64;
@@ -441,7 +449,7 @@ impl Store {
                 max_ts: s.max_ts,
             });
         });
-        self.for_each_head_stream(&st, tenant, matchers, (start, end), |labels, hs| {
+        self.for_each_head_stream(&st, None, tenant, matchers, (start, end), |labels, hs| {
             out.push(SliceStats {
                 labels: labels.clone(),
                 bytes: hs.bytes as u64,
@@ -474,7 +482,7 @@ impl LogSource for StoreSource {
         req: &SelectRequest<'_>,
         metadata: &[String],
     ) -> silt_query::Result<Option<Vec<silt_query::source::StreamTimestamps>>> {
-        self.0.timestamps(req, metadata).map_err(to_query_error)
+        self.timestamps_with(req, metadata, None)
     }
 
     fn shards(
@@ -483,21 +491,60 @@ impl LogSource for StoreSource {
         n: usize,
         metadata: Option<&[String]>,
     ) -> silt_query::Result<Option<Box<dyn silt_query::Shards>>> {
+        self.shards_with(req, n, metadata, None)
+    }
+
+    fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {
+        self.select_with(req, None)
+    }
+}
+
+/// The [`LogSource`] calls with other writers' unflushed data (`extra`) read as one more
+/// head (`target: read`).
+impl StoreSource {
+    /// [`LogSource::timestamps`] with `extra`.
+    pub fn timestamps_with(
+        &self,
+        req: &SelectRequest<'_>,
+        metadata: &[String],
+        extra: Option<&Overlay>,
+    ) -> silt_query::Result<Option<Vec<silt_query::source::StreamTimestamps>>> {
+        self.0
+            .timestamps(req, metadata, extra)
+            .map_err(to_query_error)
+    }
+
+    /// [`LogSource::shards`] with `extra`.
+    pub fn shards_with(
+        &self,
+        req: &SelectRequest<'_>,
+        n: usize,
+        metadata: Option<&[String]>,
+        extra: Option<&Overlay>,
+    ) -> silt_query::Result<Option<Box<dyn silt_query::Shards>>> {
         let plan = self
             .0
-            .visit_plan(req, n, metadata)
+            .visit_plan(req, n, metadata, extra)
             .map_err(to_query_error)?;
         Ok(plan.map(|p| Box::new(p) as Box<dyn silt_query::Shards>))
     }
 
-    fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {
+    /// [`LogSource::select`] with `extra`.
+    pub fn select_with(
+        &self,
+        req: &SelectRequest<'_>,
+        extra: Option<&Overlay>,
+    ) -> silt_query::Result<Vec<StreamCursor>> {
         // Pending deletes hide what they match; line filters need the lines.
         let deletes = self.0.tenant_deletes(req.tenant);
         let lines = req.lines || deletes.iter().any(|d| d.needs_lines());
-        let plan = self.0.plan(&SelectRequest {
-            lines,
-            ..req.clone()
-        });
+        let plan = self.0.plan(
+            &SelectRequest {
+                lines,
+                ..req.clone()
+            },
+            extra,
+        );
         let mut streams: Vec<_> = plan.into_iter().collect();
         streams.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(streams

@@ -50,6 +50,7 @@ impl Store {
         req: &SelectRequest<'_>,
         n: usize,
         metadata: Option<&[String]>,
+        extra: Option<&crate::unflushed::Overlay>,
     ) -> crate::Result<Option<Plan>> {
         let range = (req.start, req.end);
         let deletes = self.tenant_deletes(req.tenant);
@@ -80,7 +81,7 @@ impl Store {
                     s.rows,
                 ));
             });
-            self.for_each_head_stream(&st, req.tenant, req.matchers, range, |labels, hs| {
+            self.for_each_head_stream(&st, extra, req.tenant, req.matchers, range, |labels, hs| {
                 let entries = hs.range(req.start, req.end);
                 if let (Some(a), Some(b)) = (entries.first(), entries.last()) {
                     spans.entry(labels.clone()).or_default().push((a.ts, b.ts));

@@ -2,7 +2,7 @@
 //! server: lines pushed to two writers and flushed are all found through a reader, before
 //! and after the backend compacts them; of two backends only the lease holder rewrites,
 //! and after a SIGKILL the other takes over once the lease expired, no segment being
-//! rewritten twice.
+//! rewritten twice; readers also answer with the lines writers have not flushed yet.
 
 use super::bin;
 use silt_testkit::moto::{Moto, BUCKET};
@@ -295,4 +295,80 @@ fn a_writer_killed_with_unflushed_lines_keeps_them_after_a_restart() {
         .map(|m| m["rows"].as_u64().unwrap())
         .sum();
     assert_eq!(rows, expected.len() as u64);
+}
+
+#[test]
+fn readers_see_what_writers_have_not_flushed_yet() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = |target: &str, cluster: &str| config(&moto, "fresh", target, cluster, "1s");
+    let w1 = start(d, "w1", cfg("write", "  writer_id: w1"));
+    let mut w2 = start(d, "w2", cfg("write", "  writer_id: w2"));
+    // The reader lists the bucket only when a writer names a segment it does not know.
+    let reader_cfg = cfg(
+        "read",
+        &format!("  writer_urls: [{}, {}]", w1.url(), w2.url()),
+    )
+    .replace(
+        "catalog_refresh_interval: 200ms",
+        "catalog_refresh_interval: 1h",
+    );
+    let reader = start(d, "reader", reader_cfg);
+    let t0 = now_ns();
+    let mut expected = BTreeSet::new();
+    let push = |addr: &str, tag: &str, n: usize, expected: &mut BTreeSet<String>| {
+        let ts = now_ns();
+        let lines: Vec<String> = (0..n).map(|i| format!("{tag} line {i}")).collect();
+        let entries: Vec<(i64, String)> = (ts..).zip(lines.iter().cloned()).collect();
+        push_json(addr, None, &[("app", "roles")], &entries);
+        expected.extend(lines);
+    };
+    let count = || {
+        let q = format!(
+            "/loki/api/v1/query?query={}&time={}",
+            enc(r#"sum(count_over_time({app="roles"}[1h]))"#),
+            now_ns() + 1_000_000_000
+        );
+        let (st, body) = http(&reader.addr, "GET", &q, &[], b"").unwrap();
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map_or(0, |s| s.parse::<u64>().unwrap())
+    };
+
+    // In the writers' heads only: no flush, no segment.
+    push(&w1.addr, "w1 a", 20, &mut expected);
+    push(&w2.addr, "w2 a", 20, &mut expected);
+    assert_exactly(lines(&reader.addr, t0), &expected);
+    assert_eq!(count(), 40);
+    assert!(sidecars(&moto, "fresh").is_empty());
+
+    // Flushed: gone from w1's head, in a segment the reader has not listed yet; it is
+    // found at once, and once.
+    let (st, _) = http(&w1.addr, "POST", "/flush", &[], b"").unwrap();
+    assert_eq!(st, 204);
+    assert_eq!(sidecars(&moto, "fresh").len(), 1);
+    assert_exactly(lines(&reader.addr, t0), &expected);
+    assert_eq!(count(), 40);
+    assert_eq!(metric(&reader.addr, "silt_segments"), 1.0);
+    push(&w1.addr, "w1 b", 10, &mut expected);
+    assert_exactly(lines(&reader.addr, t0), &expected);
+    assert_eq!(count(), 50);
+
+    // A writer that cannot answer fails the query rather than leave its lines out.
+    w2.kill();
+    let q = format!(
+        "/loki/api/v1/query_range?query={}&start={t0}&end={}",
+        enc(r#"{app="roles"}"#),
+        now_ns() + 1_000_000_000
+    );
+    let (st, body) = http(&reader.addr, "GET", &q, &[], b"").unwrap();
+    assert!(st >= 500, "{st} {}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("writer"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
 }

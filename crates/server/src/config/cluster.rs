@@ -21,6 +21,13 @@ pub struct ClusterConfig {
     /// Time between renewals of the lease (default: a third of `lease_ttl`).
     #[serde(deserialize_with = "super::de_opt_duration")]
     pub lease_renew_interval: Option<Duration>,
+    /// The writers a reader asks for their unflushed lines on every read (`target:
+    /// read`), e.g. each pod of the writers' StatefulSet; empty: readers see lines once
+    /// flushed. A writer that cannot be reached fails the query.
+    pub writer_urls: Vec<String>,
+    /// Timeout of one such request.
+    #[serde(deserialize_with = "super::de_duration")]
+    pub writer_timeout: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -30,6 +37,8 @@ impl Default for ClusterConfig {
             catalog_refresh_interval: Duration::from_secs(15),
             lease_ttl: Duration::from_secs(30),
             lease_renew_interval: None,
+            writer_urls: Vec::new(),
+            writer_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -64,6 +73,16 @@ impl ClusterConfig {
             return Err((
                 "cluster.catalog_refresh_interval",
                 "must be at least 100ms".into(),
+            ));
+        }
+        if let Some(u) = self
+            .writer_urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err((
+                "cluster.writer_urls",
+                format!("{u:?}: must start with http:// or https://"),
             ));
         }
         if self.lease_ttl < Duration::from_secs(1) {

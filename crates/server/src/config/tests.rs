@@ -163,6 +163,14 @@ fn roles_sharing_a_bucket_are_checked() {
         "target: backend\n{s3}cluster: {{lease_ttl: 3s, lease_renew_interval: 2s}}\n"
     ));
     assert!(e.contains("cluster.lease_renew_interval"), "{e}");
+    let e = err(&format!(
+        "target: read\n{s3}cluster: {{writer_urls: [silt-write-0:3100]}}\n"
+    ));
+    assert!(e.contains("cluster.writer_urls"), "{e}");
+    Config::from_yaml(&format!(
+        "target: read\n{s3}cluster: {{writer_urls: ['http://silt-write-0:3100']}}\n"
+    ))
+    .unwrap();
     let ok = Config::from_yaml(&format!(
         "target: write\n{s3}cluster: {{writer_id: silt-write-0}}\n"
     ))

@@ -1,0 +1,273 @@
+//! Readers see writers' unflushed lines (issue #13): a writer answers
+//! `GET /internal/v1/unflushed` with what its heads hold for a selector and time range,
+//! and a reader's [`ClusterSource`] asks every writer in `cluster.writer_urls` on each
+//! read and queries that beside the bucket's segments. A line is thus visible from its
+//! push on, not only once flushed.
+
+use crate::app::{tenant, ApiError, AppState};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use silt_model::{LabelMatcher, MatchOp, Timestamp};
+use silt_proto::{DecodeLimits, PushStream};
+use silt_query::{LogSource, SelectRequest, Shards, StreamCursor};
+use silt_storage::{Overlay, Store, StoreSource};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The path writers answer on.
+pub(crate) const PATH: &str = "/internal/v1/unflushed";
+/// Response header: ids of the tenant's segments the writer flushed lately.
+const SEGMENTS: &str = "x-silt-segments";
+
+#[derive(Deserialize)]
+pub(crate) struct Params {
+    /// JSON `[[name, op, value], ...]`.
+    matchers: String,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+/// The writer's side: its heads' entries (protobuf + snappy, Loki's push format) and, in
+/// [`SEGMENTS`], the segments it flushed lately, read after the heads.
+pub(crate) async fn serve(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&state, &headers)?;
+    let matchers = decode_matchers(&p.matchers).map_err(ApiError::bad_request)?;
+    let store = state.store.clone();
+    let (streams, segments) = tokio::task::spawn_blocking(move || {
+        let streams: Vec<PushStream> = store
+            .unflushed(&tenant, &matchers, (p.start, p.end))
+            .into_iter()
+            .map(|(labels, entries)| PushStream { labels, entries })
+            .collect();
+        // After the heads: a line missing from them is in one of these.
+        (streams, store.recent_segments(&tenant))
+    })
+    .await
+    .map_err(|e| ApiError::new(500, format!("reading the heads failed: {e}")))?;
+    let body = silt_proto::encode_push_protobuf(&streams);
+    let mut resp = ([("content-type", "application/x-protobuf")], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&segments.join(",")) {
+        resp.headers_mut().insert(SEGMENTS, v);
+    }
+    Ok(resp)
+}
+
+fn encode_matchers(matchers: &[LabelMatcher]) -> String {
+    let v: Vec<[&str; 3]> = matchers
+        .iter()
+        .map(|m| [m.name.as_str(), m.op.as_str(), m.value.as_str()])
+        .collect();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+fn decode_matchers(s: &str) -> Result<Vec<LabelMatcher>, String> {
+    let v: Vec<[String; 3]> = serde_json::from_str(s).map_err(|e| format!("matchers: {e}"))?;
+    v.into_iter()
+        .map(|[name, op, value]| {
+            let op = match op.as_str() {
+                "=" => MatchOp::Eq,
+                "!=" => MatchOp::Neq,
+                "=~" => MatchOp::Re,
+                "!~" => MatchOp::Nre,
+                other => return Err(format!("unknown matcher operator {other:?}")),
+            };
+            LabelMatcher::new(name, op, value).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The writers a reader asks.
+pub(crate) struct Writers {
+    urls: Vec<String>,
+    client: reqwest::Client,
+    /// The runtime the requests run on (the engine runs on blocking threads).
+    rt: tokio::runtime::Handle,
+    auth: bool,
+}
+
+impl Writers {
+    /// Needs a Tokio runtime (the server's).
+    pub(crate) fn new(urls: Vec<String>, timeout: Duration, auth: bool) -> Self {
+        Writers {
+            urls: urls
+                .into_iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect(),
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .unwrap_or_default(),
+            rt: tokio::runtime::Handle::current(),
+            auth,
+        }
+    }
+
+    /// Every writer's unflushed streams, and the segments they flushed lately. Any
+    /// writer failing fails the read: an answer without its lines would look complete.
+    async fn fetch(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        (start, end): (Timestamp, Timestamp),
+    ) -> Result<(Vec<PushStream>, Vec<String>), String> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("matchers", &encode_matchers(matchers))
+            .append_pair("start", &start.to_string())
+            .append_pair("end", &end.to_string())
+            .finish();
+        let calls = self.urls.iter().map(|url| {
+            let mut req = self.client.get(format!("{url}{PATH}?{query}"));
+            if self.auth {
+                req = req.header("X-Scope-OrgID", tenant);
+            }
+            async move {
+                let fail = |e: String| format!("writer {url}: {e}");
+                let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
+                if !resp.status().is_success() {
+                    return Err(fail(format!("answered {}", resp.status())));
+                }
+                let segments: Vec<String> = resp
+                    .headers()
+                    .get(SEGMENTS)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
+                let limits = DecodeLimits {
+                    max_recv_msg_size: usize::MAX,
+                    max_decompressed_size: usize::MAX,
+                    ..DecodeLimits::default()
+                };
+                let req = silt_proto::decode_push(
+                    &body,
+                    Some("application/x-protobuf"),
+                    None,
+                    false,
+                    &limits,
+                )
+                .map_err(|e| fail(e.to_string()))?;
+                Ok((req.streams, segments))
+            }
+        });
+        let mut streams = Vec::new();
+        let mut segments = Vec::new();
+        for r in futures::future::join_all(calls).await {
+            let (s, g) = r?;
+            streams.extend(s);
+            segments.extend(g);
+        }
+        Ok((streams, segments))
+    }
+}
+
+/// The store plus the writers' unflushed data: what a reader queries.
+pub(crate) struct ClusterSource {
+    store: Arc<Store>,
+    writers: Arc<Writers>,
+}
+
+impl ClusterSource {
+    pub(crate) fn new(store: Arc<Store>, writers: Arc<Writers>) -> Self {
+        ClusterSource { store, writers }
+    }
+
+    fn source(&self) -> StoreSource {
+        StoreSource(self.store.clone())
+    }
+
+    /// The writers' unflushed entries of the request's streams (`None`: none). Segments
+    /// the writers flushed lately that the catalog lacks are listed from the bucket
+    /// first, so a line that left a writer's head since the last refresh is not missed.
+    fn overlay(&self, req: &SelectRequest<'_>) -> silt_query::Result<Option<Overlay>> {
+        let (streams, segments) = self
+            .writers
+            .rt
+            .block_on(
+                self.writers
+                    .fetch(req.tenant, req.matchers, (req.start, req.end)),
+            )
+            .map_err(silt_query::Error::Source)?;
+        if !self
+            .store
+            .unknown_segments(req.tenant, &segments)
+            .is_empty()
+        {
+            self.writers
+                .rt
+                .block_on(self.store.refresh_catalog())
+                .map_err(|e| silt_query::Error::Source(format!("listing the bucket: {e}")))?;
+        }
+        if streams.is_empty() {
+            return Ok(None);
+        }
+        let batches = streams.into_iter().map(|s| (s.labels, s.entries)).collect();
+        Ok(Some(Overlay::new(req.tenant, batches)))
+    }
+}
+
+impl LogSource for ClusterSource {
+    fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {
+        let overlay = self.overlay(req)?;
+        self.source().select_with(req, overlay.as_ref())
+    }
+
+    fn timestamps(
+        &self,
+        req: &SelectRequest<'_>,
+        metadata: &[String],
+    ) -> silt_query::Result<Option<Vec<silt_query::source::StreamTimestamps>>> {
+        let overlay = self.overlay(req)?;
+        self.source()
+            .timestamps_with(req, metadata, overlay.as_ref())
+    }
+
+    fn shards(
+        &self,
+        req: &SelectRequest<'_>,
+        n: usize,
+        metadata: Option<&[String]>,
+    ) -> silt_query::Result<Option<Box<dyn Shards>>> {
+        let overlay = self.overlay(req)?;
+        self.source()
+            .shards_with(req, n, metadata, overlay.as_ref())
+    }
+
+    fn entries_hint(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Option<u64> {
+        self.source().entries_hint(tenant, matchers, start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_survive_the_query_string() {
+        let ms = vec![
+            LabelMatcher::new("app", MatchOp::Eq, "a\"b\\c ü").unwrap(),
+            LabelMatcher::new("env", MatchOp::Nre, "prod|stag.*").unwrap(),
+            LabelMatcher::new("x", MatchOp::Neq, "").unwrap(),
+            LabelMatcher::new("y", MatchOp::Re, ".+").unwrap(),
+        ];
+        assert_eq!(decode_matchers(&encode_matchers(&ms)).unwrap(), ms);
+        assert!(decode_matchers(r#"[["a","==","b"]]"#).is_err());
+        assert!(decode_matchers(r#"[["a","=~","("]]"#).is_err());
+    }
+}
