@@ -163,12 +163,17 @@ fn push_and_flush_via(
     n: usize,
     expected: &mut BTreeSet<String>,
 ) {
+    push(gw, tag, n, expected);
+    let (st, b) = http(writer, "POST", "/flush", &[], b"").unwrap();
+    assert_eq!(st, 204, "{}", String::from_utf8_lossy(&b));
+}
+
+/// Pushes `n` lines named after `tag` to `addr`.
+fn push(addr: &str, tag: &str, n: usize, expected: &mut BTreeSet<String>) {
     let ts = now_ns();
     let lines: Vec<String> = (0..n).map(|i| format!("{tag} line {i}")).collect();
     let entries: Vec<(i64, String)> = (ts..).zip(lines.iter().cloned()).collect();
-    push_json(gw, None, &[("app", "roles")], &entries);
-    let (st, b) = http(writer, "POST", "/flush", &[], b"").unwrap();
-    assert_eq!(st, 204, "{}", String::from_utf8_lossy(&b));
+    push_json(addr, None, &[("app", "roles")], &entries);
     expected.extend(lines);
 }
 
@@ -317,13 +322,6 @@ fn readers_see_what_writers_have_not_flushed_yet() {
     let reader = start(d, "reader", reader_cfg);
     let t0 = now_ns();
     let mut expected = BTreeSet::new();
-    let push = |addr: &str, tag: &str, n: usize, expected: &mut BTreeSet<String>| {
-        let ts = now_ns();
-        let lines: Vec<String> = (0..n).map(|i| format!("{tag} line {i}")).collect();
-        let entries: Vec<(i64, String)> = (ts..).zip(lines.iter().cloned()).collect();
-        push_json(addr, None, &[("app", "roles")], &entries);
-        expected.extend(lines);
-    };
     let count = || {
         let q = format!(
             "/loki/api/v1/query?query={}&time={}",
