@@ -38,14 +38,14 @@ impl AppState {
             cfg.limits.ingestion_rate_mb * 1024.0 * 1024.0,
             cfg.limits.ingestion_burst_size_mb * 1024.0 * 1024.0,
         );
-        let writers =
-            (cfg.target == Target::Read && !cfg.cluster.writer_urls.is_empty()).then(|| {
-                Arc::new(crate::unflushed::Writers::new(
-                    cfg.cluster.writer_urls.clone(),
-                    cfg.cluster.writer_timeout,
-                    cfg.auth_enabled,
-                ))
-            });
+        let asks = matches!(cfg.target, Target::Read | Target::Backend);
+        let writers = (asks && !cfg.cluster.writer_urls.is_empty()).then(|| {
+            Arc::new(crate::unflushed::Writers::new(
+                cfg.cluster.writer_urls.clone(),
+                cfg.cluster.writer_timeout,
+                cfg.auth_enabled,
+            ))
+        });
         Arc::new(AppState {
             writers,
             rules: crate::ruler::Rules::new(store.objects().clone()),

@@ -319,7 +319,24 @@ fn readers_see_what_writers_have_not_flushed_yet() {
         "catalog_refresh_interval: 200ms",
         "catalog_refresh_interval: 1h",
     );
-    let reader = start(d, "reader", reader_cfg);
+    let reader = start(d, "reader", reader_cfg.clone());
+    // The backend's ruler asks the writers too.
+    let backend = start(
+        d,
+        "backend",
+        reader_cfg.replace("target: read", "target: backend"),
+    );
+    let group = "name: fresh\ninterval: 1s\nrules:\n  - alert: Fresh\n    expr: sum(count_over_time({app=\"roles\"}[1h])) > 0\n";
+    let h = [("Content-Type", "application/yaml")];
+    let (st, body) = http(
+        &backend.addr,
+        "POST",
+        "/loki/api/v1/rules/ns",
+        &h,
+        group.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
     let t0 = now_ns();
     let mut expected = BTreeSet::new();
     let count = || {
@@ -342,6 +359,10 @@ fn readers_see_what_writers_have_not_flushed_yet() {
     assert_exactly(lines(&reader.addr, t0), &expected);
     assert_eq!(count(), 40);
     assert!(sidecars(&moto, "fresh").is_empty());
+    wait_for("the backend's alert on unflushed lines", || {
+        let (_, body) = http(&backend.addr, "GET", "/prometheus/api/v1/alerts", &[], b"").unwrap();
+        String::from_utf8_lossy(&body).contains("\"firing\"")
+    });
 
     // Flushed: gone from w1's head, in a segment the reader has not listed yet; it is
     // found at once, and once.

@@ -21,9 +21,10 @@ pub struct ClusterConfig {
     /// Time between renewals of the lease (default: a third of `lease_ttl`).
     #[serde(deserialize_with = "super::de_opt_duration")]
     pub lease_renew_interval: Option<Duration>,
-    /// The writers a reader asks for their unflushed lines on every read (`target:
-    /// read`), e.g. each pod of the writers' StatefulSet; empty: readers see lines once
-    /// flushed. A writer that cannot be reached fails the query.
+    /// The writers a reader (or the backend's ruler) asks for their unflushed lines on
+    /// every read (`target: read`, `backend`), e.g. each pod of the writers'
+    /// StatefulSet; empty: lines are seen once flushed. A writer that cannot be reached
+    /// fails the query.
     pub writer_urls: Vec<String>,
     /// Timeout of one such request.
     #[serde(deserialize_with = "super::de_duration")]
