@@ -1,8 +1,11 @@
 //! Beyond one node (issue #13), against real processes on loopback: the gateway
 //! (`silt server --target gateway`) in front of a node, with basic auth, bearer tokens,
 //! user → tenant mapping, per-tenant request limits and TLS with client certificates;
-//! the roles sharing one bucket in `cluster/roles.rs`.
+//! the roles sharing one bucket in `cluster/roles.rs`; the conformance kit through a
+//! gateway in front of them in `cluster/kit.rs`.
 
+#[path = "cluster/kit.rs"]
+mod kit;
 #[path = "cluster/roles.rs"]
 mod roles;
 

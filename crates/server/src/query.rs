@@ -145,10 +145,7 @@ pub(crate) async fn evaluate(
 ) -> Result<Evaluated, ApiError> {
     let started = Instant::now();
     let limits = engine_limits(state, started);
-    let source: Box<dyn LogSource> = match &state.writers {
-        Some(w) => Box::new(ClusterSource::new(state.store.clone(), w.clone())),
-        None => Box::new(StoreSource(state.store.clone())),
-    };
+    let source = source(state);
     let (result, queued, ran, read) = tokio::task::spawn_blocking(move || {
         let queued = started.elapsed();
         let engine = Engine::new(&*source, limits);
@@ -193,6 +190,15 @@ pub(crate) async fn evaluate(
         ran,
         read,
     })
+}
+
+/// What queries read: the store, and on a reader the writers' unflushed lines too. Its
+/// calls block: use it on a blocking thread.
+pub(crate) fn source(state: &AppState) -> Box<dyn LogSource> {
+    match &state.writers {
+        Some(w) => Box::new(ClusterSource::new(state.store.clone(), w.clone())),
+        None => Box::new(StoreSource(state.store.clone())),
+    }
 }
 
 /// The engine limits of a query started at `started`, from the configuration.
@@ -374,7 +380,12 @@ pub async fn labels(
 ) -> Result<Response, ApiError> {
     let r = read_request(&state, &headers, q, &body)?;
     let m = matchers(get(&r.params, "query"), true)?;
-    let names = state.store.label_names(&r.tenant, &m, r.start, r.end);
+    let streams = crate::unflushed::streams(&state, &r.tenant, &m, (r.start, r.end)).await?;
+    let names: std::collections::BTreeSet<String> = streams
+        .iter()
+        .flat_map(|l| l.iter().map(|(k, _)| k.to_string()))
+        .collect();
+    let names: Vec<String> = names.into_iter().collect();
     Ok(json(encode::string_list(&names)))
 }
 
@@ -387,9 +398,12 @@ pub async fn label_values(
 ) -> Result<Response, ApiError> {
     let r = read_request(&state, &headers, q, &body)?;
     let m = matchers(get(&r.params, "query"), true)?;
-    let values = state
-        .store
-        .label_values(&r.tenant, &name, &m, r.start, r.end);
+    let streams = crate::unflushed::streams(&state, &r.tenant, &m, (r.start, r.end)).await?;
+    let values: std::collections::BTreeSet<String> = streams
+        .iter()
+        .filter_map(|l| l.get(&name).map(str::to_string))
+        .collect();
+    let values: Vec<String> = values.into_iter().collect();
     Ok(json(encode::string_list(&values)))
 }
 
@@ -409,12 +423,13 @@ pub async fn series(
         .flatten()
         .collect();
     let mut out = std::collections::BTreeSet::new();
+    let range = (r.start, r.end);
     if selectors.is_empty() {
-        out.extend(state.store.streams(&r.tenant, &[], r.start, r.end));
+        out.extend(crate::unflushed::streams(&state, &r.tenant, &[], range).await?);
     }
     for s in selectors {
         let m = matchers(Some(s), false)?;
-        out.extend(state.store.streams(&r.tenant, &m, r.start, r.end));
+        out.extend(crate::unflushed::streams(&state, &r.tenant, &m, range).await?);
     }
     let series: Vec<_> = out.into_iter().collect();
     Ok(json(encode::series_list(&series)))

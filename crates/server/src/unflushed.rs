@@ -9,10 +9,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use silt_model::{LabelMatcher, MatchOp, Timestamp};
+use silt_model::{LabelMatcher, Labels, MatchOp, Timestamp};
 use silt_proto::{DecodeLimits, PushStream};
 use silt_query::{LogSource, SelectRequest, Shards, StreamCursor};
 use silt_storage::{Overlay, Store, StoreSource};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub(crate) struct Params {
     matchers: String,
     start: Timestamp,
     end: Timestamp,
+    /// Only the streams, without entries (labels and series endpoints).
+    #[serde(default)]
+    streams_only: bool,
 }
 
 /// The writer's side: its heads' entries (protobuf + snappy, Loki's push format) and, in
@@ -43,7 +47,10 @@ pub(crate) async fn serve(
         let streams: Vec<PushStream> = store
             .unflushed(&tenant, &matchers, (p.start, p.end))
             .into_iter()
-            .map(|(labels, entries)| PushStream { labels, entries })
+            .map(|(labels, entries)| PushStream {
+                labels,
+                entries: if p.streams_only { Vec::new() } else { entries },
+            })
             .collect();
         // After the heads: a line missing from them is in one of these.
         (streams, store.recent_segments(&tenant))
@@ -115,11 +122,13 @@ impl Writers {
         tenant: &str,
         matchers: &[LabelMatcher],
         (start, end): (Timestamp, Timestamp),
+        streams_only: bool,
     ) -> Result<(Vec<PushStream>, Vec<String>), String> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("matchers", &encode_matchers(matchers))
             .append_pair("start", &start.to_string())
             .append_pair("end", &end.to_string())
+            .append_pair("streams_only", &streams_only.to_string())
             .finish();
         let calls = self.urls.iter().map(|url| {
             let mut req = self.client.get(format!("{url}{PATH}?{query}"));
@@ -171,6 +180,40 @@ impl Writers {
     }
 }
 
+/// Lists the bucket when `segments` (named by writers) are not all in the catalog.
+async fn catch_up(store: &Store, tenant: &str, segments: &[String]) -> Result<(), String> {
+    if !store.unknown_segments(tenant, segments).is_empty() {
+        store
+            .refresh_catalog()
+            .await
+            .map_err(|e| format!("listing the bucket: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The streams of `tenant` matching `matchers` with data in `[start, end)`: the store's,
+/// and on a reader the writers' unflushed ones (labels and series endpoints).
+pub(crate) async fn streams(
+    state: &AppState,
+    tenant: &str,
+    matchers: &[LabelMatcher],
+    (start, end): (Timestamp, Timestamp),
+) -> Result<Vec<Arc<Labels>>, ApiError> {
+    let mut set: BTreeSet<Arc<Labels>> = BTreeSet::new();
+    if let Some(w) = &state.writers {
+        let (streams, segments) = w
+            .fetch(tenant, matchers, (start, end), true)
+            .await
+            .map_err(|e| ApiError::new(500, e))?;
+        catch_up(&state.store, tenant, &segments)
+            .await
+            .map_err(|e| ApiError::new(500, e))?;
+        set.extend(streams.into_iter().map(|s| Arc::new(s.labels)));
+    }
+    set.extend(state.store.streams(tenant, matchers, start, end));
+    Ok(set.into_iter().collect())
+}
+
 /// The store plus the writers' unflushed data: what a reader queries.
 pub(crate) struct ClusterSource {
     store: Arc<Store>,
@@ -195,19 +238,13 @@ impl ClusterSource {
             .rt
             .block_on(
                 self.writers
-                    .fetch(req.tenant, req.matchers, (req.start, req.end)),
+                    .fetch(req.tenant, req.matchers, (req.start, req.end), false),
             )
             .map_err(silt_query::Error::Source)?;
-        if !self
-            .store
-            .unknown_segments(req.tenant, &segments)
-            .is_empty()
-        {
-            self.writers
-                .rt
-                .block_on(self.store.refresh_catalog())
-                .map_err(|e| silt_query::Error::Source(format!("listing the bucket: {e}")))?;
-        }
+        self.writers
+            .rt
+            .block_on(catch_up(&self.store, req.tenant, &segments))
+            .map_err(silt_query::Error::Source)?;
         if streams.is_empty() {
             return Ok(None);
         }

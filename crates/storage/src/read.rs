@@ -366,39 +366,6 @@ impl Store {
         set.into_iter().collect()
     }
 
-    /// Sorted label names of matching streams.
-    pub fn label_names(
-        &self,
-        tenant: &str,
-        matchers: &[LabelMatcher],
-        start: Timestamp,
-        end: Timestamp,
-    ) -> Vec<String> {
-        let names: BTreeSet<String> = self
-            .streams(tenant, matchers, start, end)
-            .iter()
-            .flat_map(|l| l.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>())
-            .collect();
-        names.into_iter().collect()
-    }
-
-    /// Sorted values of label `name` among matching streams.
-    pub fn label_values(
-        &self,
-        tenant: &str,
-        name: &str,
-        matchers: &[LabelMatcher],
-        start: Timestamp,
-        end: Timestamp,
-    ) -> Vec<String> {
-        let values: BTreeSet<String> = self
-            .streams(tenant, matchers, start, end)
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_string))
-            .collect();
-        values.into_iter().collect()
-    }
-
     /// Index statistics of matching streams (whole slices that overlap the range, as Loki counts chunks).
     pub fn index_stats(
         &self,

@@ -52,8 +52,9 @@ impl std::str::FromStr for Target {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
-    /// Where pushes go (`/loki/api/v1/push`, `/api/prom/push`, `/otlp/v1/logs`); a
-    /// tenant's pushes always go to the same one while the list is unchanged.
+    /// Where pushes go (`/loki/api/v1/push`, `/api/prom/push`, `/otlp/v1/logs`): Loki
+    /// pushes split by stream, each stream to the same writer while the list is
+    /// unchanged; OTLP pushes whole, by tenant.
     pub write_urls: Vec<String>,
     /// Where everything else goes, in turn; the next one is tried when one cannot be
     /// reached.

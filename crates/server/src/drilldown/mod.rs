@@ -19,7 +19,6 @@ use silt_query::engine::{Engine, QueryParams};
 use silt_query::fields::{field_values, FieldDetector};
 use silt_query::patterns::Miner;
 use silt_query::{QueryResult, StreamResult};
-use silt_storage::StoreSource;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -82,7 +81,7 @@ pub async fn detected_labels(
 ) -> Result<Response, ApiError> {
     let r = read_request(&state, &headers, q, &body)?;
     let m = matchers(get(&r.params, "query"), true)?;
-    let streams = state.store.streams(&r.tenant, &m, r.start, r.end);
+    let streams = crate::unflushed::streams(&state, &r.tenant, &m, (r.start, r.end)).await?;
     let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for s in &streams {
         for (k, v) in s.iter() {
@@ -135,10 +134,10 @@ async fn sample(
 ) -> Result<Vec<StreamResult>, ApiError> {
     let mut limits = engine_limits(state, Instant::now());
     limits.max_entries = limits.max_entries.max(limit);
-    let source = StoreSource(state.store.clone());
+    let source = crate::query::source(state);
     let (tenant, start, end) = (r.tenant.clone(), r.start, r.end);
     let result = tokio::task::spawn_blocking(move || {
-        Engine::new(&source, limits).eval(&QueryParams {
+        Engine::new(&*source, limits).eval(&QueryParams {
             tenant: &tenant,
             expr: &expr,
             start,

@@ -1,9 +1,11 @@
 //! `target: gateway`: one address in front of the nodes. It authenticates the caller,
 //! decides the tenant (`X-Scope-OrgID` is set by the gateway, never trusted from the
-//! client when auth is on), limits requests per tenant, and forwards pushes to a writer
-//! and everything else to a reader. It stores nothing.
+//! client when auth is on), limits requests per tenant, and forwards pushes to the
+//! writers (Loki pushes split by stream, see [`split`]) and everything else to a reader.
+//! It stores nothing.
 
 mod auth;
+mod split;
 mod tail;
 
 use crate::config::Config;
@@ -15,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use split::Split;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -46,6 +49,7 @@ struct Gateway {
     next_reader: AtomicUsize,
     client: reqwest::Client,
     max_body: usize,
+    decode_limits: silt_proto::DecodeLimits,
 }
 
 /// Headers that describe one connection, not the message: never forwarded.
@@ -74,16 +78,6 @@ fn refuse(status: StatusCode, msg: &str) -> Response {
         );
     }
     r
-}
-
-/// Rendezvous hashing: a tenant keeps its writer while the list is unchanged, and only
-/// the tenants of a removed writer move.
-fn writer_for<'a>(writers: &'a [String], tenant: &str) -> &'a str {
-    writers
-        .iter()
-        .max_by_key(|w| xxhash_rust::xxh3::xxh3_64(format!("{tenant}\0{w}").as_bytes()))
-        .map(String::as_str)
-        .unwrap_or_default()
 }
 
 impl Gateway {
@@ -154,10 +148,12 @@ impl Gateway {
             }
         };
         let upstreams: Vec<&str> = if push {
-            vec![writer_for(
-                &self.writers,
-                tenant.as_deref().unwrap_or("fake"),
-            )]
+            let t = tenant.as_deref().unwrap_or(silt_model::DEFAULT_TENANT);
+            match self.split_push(req_path(&path), &fwd, &body, t).await {
+                Ok(Split::Whole(w)) => vec![self.writers[w].as_str()],
+                Ok(Split::Parts(parts)) => return self.push_parts(parts, &fwd).await,
+                Err(r) => return r,
+            }
         } else if to_backend {
             // In order, not in turn: the first is the lease holder while it is up, and
             // only the holder knows the alerts' state.
@@ -197,6 +193,97 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Where a push goes: whole to one writer (OTLP by tenant, as its stream labels come
+    /// from per-tenant settings; a body with one writer's streams), or in parts.
+    async fn split_push(
+        &self,
+        path: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: &bytes::Bytes,
+        tenant: &str,
+    ) -> Result<Split, Response> {
+        let whole = Split::Whole(split::writer_of(&self.writers, tenant, ""));
+        if self.writers.len() < 2 || path == "/otlp/v1/logs" {
+            return Ok(whole);
+        }
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let (ct, ce) = (h("content-type"), h("content-encoding"));
+        let legacy = path == "/api/prom/push";
+        let (body, writers, limits) = (
+            body.clone(),
+            self.writers.clone(),
+            self.decode_limits.clone(),
+        );
+        let tenant = tenant.to_string();
+        tokio::task::spawn_blocking(move || {
+            split::split(
+                &body,
+                (ct.as_deref(), ce.as_deref()),
+                legacy,
+                &limits,
+                &writers,
+                &tenant,
+            )
+        })
+        .await
+        .map_err(|e| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("push split: {e}"),
+            )
+        })
+    }
+
+    /// Sends each writer its part at once: 204 when all took theirs, else the first
+    /// refusal (the client retries the whole push; writers drop the exact duplicates of
+    /// parts they already took).
+    async fn push_parts(
+        &self,
+        parts: Vec<(usize, Vec<u8>)>,
+        headers: &reqwest::header::HeaderMap,
+    ) -> Response {
+        let mut headers = headers.clone();
+        headers.remove(header::CONTENT_ENCODING);
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/x-protobuf"),
+        );
+        let sends = parts.into_iter().map(|(w, body)| {
+            let up = self.writers[w].trim_end_matches('/');
+            let req = self
+                .client
+                .post(format!("{up}/loki/api/v1/push"))
+                .headers(headers.clone())
+                .body(body);
+            async move { (up, req.send().await) }
+        });
+        for (up, sent) in futures::future::join_all(sends).await {
+            match sent {
+                Ok(resp) if resp.status().is_success() => {}
+                Ok(resp) => return relay(resp),
+                Err(e) => {
+                    return refuse(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("upstream {up} failed: {e}"),
+                    )
+                }
+            }
+        }
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// The path of a path-and-query.
+fn req_path(path_and_query: &str) -> &str {
+    path_and_query.split('?').next().unwrap_or_default()
+}
+
 fn str_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -229,6 +316,10 @@ pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
             .build()
             .map_err(|e| anyhow::anyhow!("http client: {e}"))?,
         max_body: cfg.limits.max_recv_msg_size as usize,
+        decode_limits: silt_proto::DecodeLimits {
+            max_recv_msg_size: cfg.limits.max_recv_msg_size as usize,
+            ..Default::default()
+        },
     });
     Ok(Router::new()
         .route("/ready", get(|| async { "ready" }))
@@ -240,7 +331,7 @@ pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
 
 #[cfg(test)]
 mod tests {
-    use super::{backend_path, writer_for};
+    use super::backend_path;
 
     #[test]
     fn deletes_and_rules_are_backend_paths() {
@@ -259,23 +350,6 @@ mod tests {
             "/loki/api/v1/push",
         ] {
             assert!(!backend_path(p), "{p}");
-        }
-    }
-
-    #[test]
-    fn tenants_keep_their_writer_unless_it_goes() {
-        let w: Vec<String> = (0..3).map(|i| format!("http://w{i}")).collect();
-        let tenants: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
-        let before: Vec<&str> = tenants.iter().map(|t| writer_for(&w, t)).collect();
-        for writer in &w {
-            let n = before.iter().filter(|x| **x == writer).count();
-            assert!(n > 50, "{writer} got {n} of 300 tenants");
-        }
-        let fewer = &w[..2];
-        for (t, b) in tenants.iter().zip(&before) {
-            if *b != w[2] {
-                assert_eq!(writer_for(fewer, t), *b, "{t} moved");
-            }
         }
     }
 }

@@ -1,0 +1,116 @@
+//! The conformance kit (`../shared/conformance`) through a gateway in front of 3 writers,
+//! 2 readers and a backend on one bucket (moto's S3 server) gives the answers of one
+//! node: pushes are split by stream over the writers, and the readers merge the writers'
+//! unflushed lines with the segments of those that flushed.
+
+use super::{bin, Gateway};
+use silt_testkit::moto::{Moto, BUCKET};
+use silt_testkit::{free_port, http, metric, shared_dir, Server};
+use std::process::Command;
+
+fn config(moto: &Moto, target: &str, cluster: &str) -> String {
+    format!(
+        "
+target: {target}
+limits:
+  reject_old_samples: false
+  ingestion_rate_mb: 1024
+  ingestion_burst_size_mb: 1024
+storage:
+  wal_fsync: false
+  flush_max_age: 1h
+  object_store:
+    backend: s3
+    s3:
+      bucket: {BUCKET}
+      prefix: kit
+      endpoint: http://{}
+      region: us-east-1
+      force_path_style: true
+      access_key_id: test
+      secret_access_key: test
+# the kit's data is from 2024: keep it past the default 7-day retention
+compactor:
+  retention_enabled: false
+cluster:
+  catalog_refresh_interval: 200ms
+{cluster}
+",
+        moto.addr()
+    )
+}
+
+#[test]
+fn the_conformance_kit_through_a_gateway_answers_like_one_node() {
+    let kit = shared_dir().join("conformance");
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start =
+        |name: &str, cfg: String| Server::start(bin(), &dir.path().join(name), &cfg, free_port());
+    let writers: Vec<Server> = (0..3)
+        .map(|i| {
+            let id = format!("w{i}");
+            start(&id, config(&moto, "write", &format!("  writer_id: {id}")))
+        })
+        .collect();
+    let urls: Vec<String> = writers.iter().map(Server::url).collect();
+    let asks = format!("  writer_urls: [{}]", urls.join(", "));
+    let readers: Vec<Server> = (0..2)
+        .map(|i| start(&format!("r{i}"), config(&moto, "read", &asks)))
+        .collect();
+    let backend = start("backend", config(&moto, "backend", &asks));
+    let list = |s: &[Server]| s.iter().map(Server::url).collect::<Vec<_>>().join(", ");
+    let gw = Gateway::start(
+        dir.path(),
+        &format!(
+            "gateway:\n  write_urls: [{}]\n  read_urls: [{}]\n  backend_urls: [{}]\n",
+            list(&writers),
+            list(&readers),
+            backend.url()
+        ),
+    );
+    let gw_url = format!("http://{}", gw.addr);
+    let load = Command::new("python3")
+        .arg(kit.join("load.py"))
+        .arg(&gw_url)
+        .output()
+        .expect("run load.py");
+    assert!(
+        load.status.success(),
+        "load.py through the gateway: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    // Every writer took a share of the streams.
+    for w in &writers {
+        let n = metric(&w.addr, "silt_ingested_entries");
+        assert!(n > 50_000.0, "{}: {n} entries", w.url());
+    }
+    // One writer's lines in segments, the others' in their heads.
+    let (st, _) = http(&writers[0].addr, "POST", "/flush", &[], b"").unwrap();
+    assert_eq!(st, 204);
+
+    let out = Command::new("python3")
+        .arg(kit.join("compare.py"))
+        .arg(&gw_url)
+        .output()
+        .expect("run compare.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for l in stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL") || l.starts_with("     "))
+    {
+        println!("{l}");
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    println!("through the gateway: {last}");
+    let baseline: u32 = include_str!("../conformance_baseline.txt")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        last,
+        format!("{baseline} passed, 0 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
