@@ -240,9 +240,15 @@ pub fn conformance_server(bin: &Path, data_dir: &Path) -> Server {
         kit.display()
     );
     let server = Server::start(bin, data_dir, CONFORMANCE_CONFIG, free_port());
+    load_conformance_kit(&server.url());
+    server
+}
+
+/// Pushes the conformance kit's data to `url` with its `load.py`.
+pub fn load_conformance_kit(url: &str) {
     let load = Command::new("python3")
-        .arg(kit.join("load.py"))
-        .arg(server.url())
+        .arg(shared_dir().join("conformance/load.py"))
+        .arg(url)
         .output()
         .expect("run load.py");
     assert!(
@@ -250,7 +256,35 @@ pub fn conformance_server(bin: &Path, data_dir: &Path) -> Server {
         "load.py failed: {}",
         String::from_utf8_lossy(&load.stderr)
     );
-    server
+}
+
+/// Replays the conformance kit's cases against `url` (`compare.py`): (passed, failed),
+/// the failures printed.
+pub fn compare_conformance_kit(url: &str) -> (u32, u32) {
+    let out = Command::new("python3")
+        .arg(shared_dir().join("conformance/compare.py"))
+        .arg(url)
+        .output()
+        .expect("run compare.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let mut nums = last
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().unwrap());
+    let (Some(passed), Some(failed)) = (nums.next(), nums.next()) else {
+        panic!(
+            "compare.py gave no count: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for l in stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL") || l.starts_with("     "))
+    {
+        println!("{l}");
+    }
+    (passed, failed)
 }
 
 /// logcli 3.7.6 from `../shared/peers`, unpacked into the workspace's `target/peers`;

@@ -5,8 +5,9 @@
 
 use super::{bin, Gateway};
 use silt_testkit::moto::{Moto, BUCKET};
-use silt_testkit::{free_port, http, metric, shared_dir, Server};
-use std::process::Command;
+use silt_testkit::{
+    compare_conformance_kit, free_port, http, load_conformance_kit, metric, Server,
+};
 
 fn config(moto: &Moto, target: &str, cluster: &str) -> String {
     format!(
@@ -42,7 +43,6 @@ cluster:
 
 #[test]
 fn the_conformance_kit_through_a_gateway_answers_like_one_node() {
-    let kit = shared_dir().join("conformance");
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let start =
@@ -70,16 +70,7 @@ fn the_conformance_kit_through_a_gateway_answers_like_one_node() {
         ),
     );
     let gw_url = format!("http://{}", gw.addr);
-    let load = Command::new("python3")
-        .arg(kit.join("load.py"))
-        .arg(&gw_url)
-        .output()
-        .expect("run load.py");
-    assert!(
-        load.status.success(),
-        "load.py through the gateway: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    load_conformance_kit(&gw_url);
     // Every writer took a share of the streams.
     for w in &writers {
         let n = metric(&w.addr, "silt_ingested_entries");
@@ -89,28 +80,11 @@ fn the_conformance_kit_through_a_gateway_answers_like_one_node() {
     let (st, _) = http(&writers[0].addr, "POST", "/flush", &[], b"").unwrap();
     assert_eq!(st, 204);
 
-    let out = Command::new("python3")
-        .arg(kit.join("compare.py"))
-        .arg(&gw_url)
-        .output()
-        .expect("run compare.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for l in stdout
-        .lines()
-        .filter(|l| l.starts_with("FAIL") || l.starts_with("     "))
-    {
-        println!("{l}");
-    }
-    let last = stdout.lines().last().unwrap_or_default();
-    println!("through the gateway: {last}");
+    let (passed, failed) = compare_conformance_kit(&gw_url);
+    println!("through the gateway: {passed} passed, {failed} failed");
     let baseline: u32 = include_str!("../conformance_baseline.txt")
         .trim()
         .parse()
         .unwrap();
-    assert_eq!(
-        last,
-        format!("{baseline} passed, 0 failed"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!((passed, failed), (baseline, 0));
 }
