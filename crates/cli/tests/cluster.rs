@@ -2,8 +2,11 @@
 //! (`silt server --target gateway`) in front of a node, with basic auth, bearer tokens,
 //! user → tenant mapping, per-tenant request limits and TLS with client certificates;
 //! the roles sharing one bucket in `cluster/roles.rs`; the conformance kit through a
-//! gateway in front of them in `cluster/kit.rs`.
+//! gateway in front of them in `cluster/kit.rs`; a writer killed during pushes through
+//! the gateway in `cluster/kill.rs`.
 
+#[path = "cluster/kill.rs"]
+mod kill;
 #[path = "cluster/kit.rs"]
 mod kit;
 #[path = "cluster/roles.rs"]
@@ -14,6 +17,25 @@ use silt_testkit::{enc, free_port, http, now_ns, raw_get, Server};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The `storage.object_store` block of the roles: moto's bucket, under `prefix`.
+fn object_store(moto: &silt_testkit::moto::Moto, prefix: &str) -> String {
+    format!(
+        "  object_store:
+    backend: s3
+    s3:
+      bucket: {}
+      prefix: {prefix}
+      endpoint: http://{}
+      region: us-east-1
+      force_path_style: true
+      access_key_id: test
+      secret_access_key: test
+",
+        silt_testkit::moto::BUCKET,
+        moto.addr()
+    )
+}
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_silt"))

@@ -4,7 +4,7 @@
 //! unflushed lines with the segments of those that flushed.
 
 use super::{bin, Gateway};
-use silt_testkit::moto::{Moto, BUCKET};
+use silt_testkit::moto::Moto;
 use silt_testkit::{
     compare_conformance_kit, free_port, http, load_conformance_kit, metric, Server,
 };
@@ -20,24 +20,14 @@ limits:
 storage:
   wal_fsync: false
   flush_max_age: 1h
-  object_store:
-    backend: s3
-    s3:
-      bucket: {BUCKET}
-      prefix: kit
-      endpoint: http://{}
-      region: us-east-1
-      force_path_style: true
-      access_key_id: test
-      secret_access_key: test
-# the kit's data is from 2024: keep it past the default 7-day retention
+{store}# the kit's data is from 2024: keep it past the default 7-day retention
 compactor:
   retention_enabled: false
 cluster:
   catalog_refresh_interval: 200ms
 {cluster}
 ",
-        moto.addr()
+        store = super::object_store(moto, "kit")
     )
 }
 

@@ -5,7 +5,7 @@
 //! rewritten twice; readers also answer with the lines writers have not flushed yet.
 
 use super::bin;
-use silt_testkit::moto::{Moto, BUCKET};
+use silt_testkit::moto::Moto;
 use silt_testkit::{
     enc, free_port, http, metric, now_ns, push_json, query_lines, wait_for, Server,
 };
@@ -18,17 +18,7 @@ fn config(moto: &Moto, prefix: &str, target: &str, cluster: &str, delete_delay: 
 target: {target}
 storage:
   flush_max_age: 1h
-  object_store:
-    backend: s3
-    s3:
-      bucket: {BUCKET}
-      prefix: {prefix}
-      endpoint: http://{}
-      region: us-east-1
-      force_path_style: true
-      access_key_id: test
-      secret_access_key: test
-compactor:
+{store}compactor:
   compaction_interval: 1s
   retention_delete_delay: {delete_delay}
 cluster:
@@ -36,7 +26,7 @@ cluster:
   lease_ttl: 3s
 {cluster}
 ",
-        moto.addr()
+        store = super::object_store(moto, prefix)
     )
 }
 
