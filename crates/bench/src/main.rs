@@ -8,7 +8,8 @@
 //!     cargo build --release --workspace --bins && target/release/silt-bench
 //!
 //! `silt-bench peers` instead runs Silt, Loki and VictoriaLogs one after the other on the
-//! same dataset and prints one comparison table (see `peers/mod.rs`).
+//! same dataset and prints one comparison table (see `peers/mod.rs`); `silt-bench writers`
+//! measures ingest through the gateway with 1 and 3 writers (`peers/writers.rs`).
 
 mod peers;
 
@@ -231,6 +232,14 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("peers") {
         if let Err(e) = peers::main(std::env::args_os().skip(1)) {
             eprintln!("silt-bench peers: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    // `silt-bench writers ...`: ingest through the gateway with 1 and 3 writers.
+    if std::env::args().nth(1).as_deref() == Some("writers") {
+        if let Err(e) = peers::writers::main(std::env::args_os().skip(1)) {
+            eprintln!("silt-bench writers: {e}");
             std::process::exit(1);
         }
         return;

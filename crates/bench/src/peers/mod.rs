@@ -13,6 +13,7 @@ mod proc;
 mod queries;
 mod report;
 mod systems;
+pub mod writers;
 
 use clap::Parser;
 use queries::Answer;

@@ -223,49 +223,7 @@ fn loki_config(bins: &Bins, data: &Path, http_port: u16) -> Res<String> {
 impl Running {
     /// Sends every client's bodies in order, clients concurrently; seconds for all.
     pub fn push(&self, bodies: &[Vec<Vec<u8>>]) -> Res<f64> {
-        let (addr, path) = (self.proc.addr.as_str(), self.sys.push_path());
-        let t = Instant::now();
-        let retries = &AtomicU64::new(0);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = bodies
-                .iter()
-                .map(|mine| {
-                    s.spawn(move || -> Res<()> {
-                        let headers = [("Content-Type", "application/x-protobuf")];
-                        for b in mine {
-                            let mut tries = 0;
-                            let (st, body) = loop {
-                                let (st, body) = http(addr, "POST", path, &headers, b)
-                                    .map_err(|e| format!("push to {addr}: {e}"))?;
-                                // Backpressure: retry 503 as Loki clients do (Promtail
-                                // waits 0.5 s first), at most 20 times.
-                                if st != 503 || tries == 20 {
-                                    break (st, body);
-                                }
-                                tries += 1;
-                                retries.fetch_add(1, Ordering::Relaxed);
-                                std::thread::sleep(Duration::from_millis(500));
-                            };
-                            if !(200..300).contains(&st) {
-                                return Err(format!(
-                                    "push answered {st}: {}",
-                                    String::from_utf8_lossy(&body[..body.len().min(500)])
-                                ));
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().map_err(|_| "a push thread panicked".to_string())?)
-        })?;
-        let retries = retries.load(Ordering::Relaxed);
-        if retries > 0 {
-            eprintln!("{retries} pushes answered 503 (backpressure) and were retried");
-        }
-        Ok(t.elapsed().as_secs_f64())
+        push_bodies(&self.proc.addr, self.sys.push_path(), bodies)
     }
 
     /// Waits until Silt completed a maintenance pass (retention, deletes, compaction);
@@ -364,6 +322,53 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Sends every client's bodies (protobuf) to `path` on `addr` in order, clients
+/// concurrently; seconds for all.
+pub fn push_bodies(addr: &str, path: &str, bodies: &[Vec<Vec<u8>>]) -> Res<f64> {
+    let t = Instant::now();
+    let retries = &AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|mine| {
+                s.spawn(move || -> Res<()> {
+                    let headers = [("Content-Type", "application/x-protobuf")];
+                    for b in mine {
+                        let mut tries = 0;
+                        let (st, body) = loop {
+                            let (st, body) = http(addr, "POST", path, &headers, b)
+                                .map_err(|e| format!("push to {addr}: {e}"))?;
+                            // Backpressure: retry 503 as Loki clients do (Promtail
+                            // waits 0.5 s first), at most 20 times.
+                            if st != 503 || tries == 20 {
+                                break (st, body);
+                            }
+                            tries += 1;
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(500));
+                        };
+                        if !(200..300).contains(&st) {
+                            return Err(format!(
+                                "push answered {st}: {}",
+                                String::from_utf8_lossy(&body[..body.len().min(500)])
+                            ));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().map_err(|_| "a push thread panicked".to_string())?)
+    })?;
+    let retries = retries.load(Ordering::Relaxed);
+    if retries > 0 {
+        eprintln!("{retries} pushes answered 503 (backpressure) and were retried");
+    }
+    Ok(t.elapsed().as_secs_f64())
 }
 
 #[cfg(test)]
