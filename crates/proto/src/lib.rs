@@ -55,10 +55,10 @@ pub use labels::{
 };
 pub use otlp::{decode_otlp_logs, encode_otlp_error};
 pub use push::{
-    body_format, decode_push, decode_push_body, encode_push_json, encode_push_protobuf, BodyFormat,
-    DecodeLimits, PushBody, PushRequest, PushStream,
+    body_format, decode_push, decode_push_body, encode_push_json, encode_push_protobuf,
+    snappy_compress, BodyFormat, DecodeLimits, PushBody, PushRequest, PushStream,
 };
 pub use validate::{
     group_errors, validate_and_enrich, validate_view, CheckedPush, ValidatedPush, ValidationLimits,
 };
-pub use view::{decode_protobuf_view, EntryView, MetaPair, PushView, StreamView};
+pub use view::{decode_protobuf_view, raw_streams, EntryView, MetaPair, PushView, StreamView};

@@ -289,9 +289,13 @@ pub fn to_wire(streams: &[PushStream]) -> PushRequestPb {
 /// Encodes streams as a Loki push body: protobuf `PushRequest`, raw-block snappy compressed
 /// (send with `Content-Type: application/x-protobuf`).
 pub fn encode_push_protobuf(streams: &[PushStream]) -> Vec<u8> {
-    let raw = to_wire(streams).encode_to_vec();
+    snappy_compress(&to_wire(streams).encode_to_vec())
+}
+
+/// Raw-block snappy compression, as push bodies use.
+pub fn snappy_compress(raw: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new()
-        .compress_vec(&raw)
+        .compress_vec(raw)
         .expect("snappy compression of an in-memory buffer cannot fail")
 }
 

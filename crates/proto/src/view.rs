@@ -309,12 +309,66 @@ pub fn decode_protobuf_view<'a>(
     Ok(view)
 }
 
+/// The streams of an uncompressed protobuf `PushRequest` without decoding their entries:
+/// each stream's labels, parsed as [`decode_protobuf_view`] does, and its whole encoded
+/// `PushRequest.streams` field. Any of these fields concatenated make a valid
+/// `PushRequest` (the gateway splits pushes by stream so).
+pub fn raw_streams<'a>(
+    raw: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<Vec<(Labels, &'a [u8])>, PushError> {
+    let mut out = Vec::new();
+    let mut w = Wire::new(raw);
+    loop {
+        let start = w.pos;
+        let Some((num, v)) = w.field()? else {
+            return Ok(out);
+        };
+        if num != 1 {
+            continue;
+        }
+        let mut s = Wire::new(bytes_field(v, "PushRequest.streams")?);
+        let mut labels: &[u8] = b"";
+        while let Some((num, v)) = s.field()? {
+            if num == 1 {
+                labels = bytes_field(v, "StreamAdapter.labels")?;
+            }
+        }
+        let labels = parse_stream_labels(&lossy(labels), limits)?;
+        out.push((labels, &raw[start..w.pos]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::push::to_wire;
     use crate::wire::{EntryPb, LabelPairPb, PushRequestPb, StreamPb, TimestampPb};
     use prost::Message;
+
+    #[test]
+    fn raw_streams_split_into_valid_requests() {
+        let stream = |app: &str, n: i64| PushStream {
+            labels: Labels::from_pairs([("app", app)]),
+            entries: (0..n)
+                .map(|i| Entry {
+                    ts: i,
+                    line: format!("{app} {i}"),
+                    metadata: Labels::from_pairs([("k", "v")]),
+                })
+                .collect(),
+        };
+        let all = vec![stream("a", 3), stream("b", 2), stream("c", 1)];
+        let raw = to_wire(&all).encode_to_vec();
+        let limits = DecodeLimits::default();
+        let parts = raw_streams(&raw, &limits).unwrap();
+        let apps: Vec<String> = parts.iter().map(|(l, _)| l.to_string()).collect();
+        assert_eq!(apps, [r#"{app="a"}"#, r#"{app="b"}"#, r#"{app="c"}"#]);
+        let some = [parts[0].1, parts[2].1].concat();
+        let back = decode_protobuf_view(&some, &limits).unwrap().to_request();
+        assert_eq!(back.streams, [all[0].clone(), all[2].clone()]);
+        assert!(raw_streams(&raw[..raw.len() - 1], &limits).is_err());
+    }
 
     #[test]
     fn same_request_as_prost() {

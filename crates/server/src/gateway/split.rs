@@ -3,7 +3,7 @@
 //! ingest spreads over every writer while a stream's lines stay in order on one. Readers
 //! ask every writer, so nothing depends on which writer holds a stream.
 
-use silt_proto::{DecodeLimits, PushStream};
+use silt_proto::{DecodeLimits, PushBody, PushStream};
 use std::collections::BTreeMap;
 
 /// Index into `writers` of the writer of a stream: it keeps its writer while the list is
@@ -25,7 +25,8 @@ pub(super) enum Split {
 }
 
 /// Splits a Loki push body (protobuf, or JSON; `legacy`: `/api/prom/push`), any content
-/// encoding. A body that does not decode goes whole to the writer of the tenant's first
+/// encoding. Protobuf streams are cut out of the request as encoded, their entries never
+/// decoded. A body that does not decode goes whole to the writer of the tenant's first
 /// place, which answers it with the error a single node gives.
 pub(super) fn split(
     body: &[u8],
@@ -35,25 +36,43 @@ pub(super) fn split(
     writers: &[String],
     tenant: &str,
 ) -> Split {
-    let fallback = writer_of(writers, tenant, "");
-    let Ok(req) = silt_proto::decode_push(body, content_type, content_encoding, legacy, limits)
-    else {
-        return Split::Whole(fallback);
+    let fallback = Split::Whole(writer_of(writers, tenant, ""));
+    let decoded =
+        silt_proto::decode_push_body(body, content_type, content_encoding, legacy, limits);
+    let groups: BTreeMap<usize, Vec<u8>> = match decoded {
+        Err(_) => return fallback,
+        Ok(PushBody::Protobuf(raw)) => {
+            let Ok(streams) = silt_proto::raw_streams(&raw, limits) else {
+                return fallback;
+            };
+            let mut by_writer: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+            for (labels, field) in streams {
+                let w = writer_of(writers, tenant, &labels.to_string());
+                by_writer.entry(w).or_default().extend_from_slice(field);
+            }
+            by_writer
+                .into_iter()
+                .map(|(w, raw)| (w, silt_proto::snappy_compress(&raw)))
+                .collect()
+        }
+        Ok(PushBody::Decoded(req)) => {
+            let mut by_writer: BTreeMap<usize, Vec<PushStream>> = BTreeMap::new();
+            for s in req.streams {
+                let w = writer_of(writers, tenant, &s.labels.to_string());
+                by_writer.entry(w).or_default().push(s);
+            }
+            by_writer
+                .into_iter()
+                .map(|(w, streams)| (w, silt_proto::encode_push_protobuf(&streams)))
+                .collect()
+        }
     };
-    let mut by_writer: BTreeMap<usize, Vec<PushStream>> = BTreeMap::new();
-    for s in req.streams {
-        let w = writer_of(writers, tenant, &s.labels.to_string());
-        by_writer.entry(w).or_default().push(s);
+    match groups.len() {
+        0 => fallback,
+        // One writer: the body as sent (no re-encoding).
+        1 => Split::Whole(groups.into_keys().next().unwrap_or(0)),
+        _ => Split::Parts(groups.into_iter().collect()),
     }
-    if by_writer.len() <= 1 {
-        return Split::Whole(by_writer.keys().next().copied().unwrap_or(fallback));
-    }
-    Split::Parts(
-        by_writer
-            .into_iter()
-            .map(|(w, streams)| (w, silt_proto::encode_push_protobuf(&streams)))
-            .collect(),
-    )
 }
 
 #[cfg(test)]
