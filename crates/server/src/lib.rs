@@ -8,6 +8,7 @@ mod app;
 pub mod config;
 mod decode_pool;
 mod delete;
+mod discovery;
 mod drilldown;
 pub mod encode;
 mod gateway;

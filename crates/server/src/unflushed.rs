@@ -91,7 +91,7 @@ fn decode_matchers(s: &str) -> Result<Vec<LabelMatcher>, String> {
 
 /// The writers a reader asks.
 pub(crate) struct Writers {
-    urls: Vec<String>,
+    nodes: Arc<crate::discovery::Nodes>,
     client: reqwest::Client,
     /// The runtime the requests run on (the engine runs on blocking threads).
     rt: tokio::runtime::Handle,
@@ -101,11 +101,10 @@ pub(crate) struct Writers {
 impl Writers {
     /// Needs a Tokio runtime (the server's).
     pub(crate) fn new(urls: Vec<String>, timeout: Duration, auth: bool) -> Self {
+        let nodes = crate::discovery::Nodes::new(urls);
+        nodes.spawn_refresh();
         Writers {
-            urls: urls
-                .into_iter()
-                .map(|u| u.trim_end_matches('/').to_string())
-                .collect(),
+            nodes,
             client: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
@@ -130,7 +129,8 @@ impl Writers {
             .append_pair("end", &end.to_string())
             .append_pair("streams_only", &streams_only.to_string())
             .finish();
-        let calls = self.urls.iter().map(|url| {
+        let urls = self.nodes.get();
+        let calls = urls.iter().map(|url| {
             let mut req = self.client.get(format!("{url}{PATH}?{query}"));
             if self.auth {
                 req = req.header("X-Scope-OrgID", tenant);

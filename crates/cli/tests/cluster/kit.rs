@@ -1,7 +1,8 @@
 //! The conformance kit (`../shared/conformance`) through a gateway in front of 3 writers,
 //! 2 readers and a backend on one bucket (moto's S3 server) gives the answers of one
 //! node: pushes are split by stream over the writers, and the readers merge the writers'
-//! unflushed lines with the segments of those that flushed.
+//! unflushed lines with the segments of those that flushed. Writers are listed as `dns+`
+//! URLs, as a headless Service would be.
 
 use super::{bin, Gateway};
 use silt_testkit::moto::Moto;
@@ -43,7 +44,8 @@ fn the_conformance_kit_through_a_gateway_answers_like_one_node() {
             start(&id, config(&moto, "write", &format!("  writer_id: {id}")))
         })
         .collect();
-    let urls: Vec<String> = writers.iter().map(Server::url).collect();
+    // As found through DNS (`dns+`: every address of the name; here an IP literal).
+    let urls: Vec<String> = writers.iter().map(|w| format!("dns+{}", w.url())).collect();
     let asks = format!("  writer_urls: [{}]", urls.join(", "));
     let readers: Vec<Server> = (0..2)
         .map(|i| start(&format!("r{i}"), config(&moto, "read", &asks)))
@@ -54,7 +56,7 @@ fn the_conformance_kit_through_a_gateway_answers_like_one_node() {
         dir.path(),
         &format!(
             "gateway:\n  write_urls: [{}]\n  read_urls: [{}]\n  backend_urls: [{}]\n",
-            list(&writers),
+            urls.join(", "),
             list(&readers),
             backend.url()
         ),

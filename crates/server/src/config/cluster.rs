@@ -23,8 +23,8 @@ pub struct ClusterConfig {
     pub lease_renew_interval: Option<Duration>,
     /// The writers a reader (or the backend's ruler) asks for their unflushed lines on
     /// every read (`target: read`, `backend`), e.g. each pod of the writers'
-    /// StatefulSet; empty: lines are seen once flushed. A writer that cannot be reached
-    /// fails the query.
+    /// StatefulSet, or `dns+http://name:port` for every address of a headless Service;
+    /// empty: lines are seen once flushed. A writer that cannot be reached fails the query.
     pub writer_urls: Vec<String>,
     /// Timeout of one such request.
     #[serde(deserialize_with = "super::de_duration")]
@@ -76,15 +76,8 @@ impl ClusterConfig {
                 "must be at least 100ms".into(),
             ));
         }
-        if let Some(u) = self
-            .writer_urls
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err((
-                "cluster.writer_urls",
-                format!("{u:?}: must start with http:// or https://"),
-            ));
+        for u in &self.writer_urls {
+            crate::discovery::check(u).map_err(|e| ("cluster.writer_urls", e))?;
         }
         if self.lease_ttl < Duration::from_secs(1) {
             return Err(("cluster.lease_ttl", "must be at least 1s".into()));

@@ -54,7 +54,8 @@ impl std::str::FromStr for Target {
 pub struct GatewayConfig {
     /// Where pushes go (`/loki/api/v1/push`, `/api/prom/push`, `/otlp/v1/logs`): Loki
     /// pushes split by stream, each stream to the same writer while the list is
-    /// unchanged; OTLP pushes whole, by tenant.
+    /// unchanged; OTLP pushes whole, by tenant. `dns+http://name:port`: every address of
+    /// the name, re-resolved every 10 s.
     pub write_urls: Vec<String>,
     /// Where everything else goes, in turn; the next one is tried when one cannot be
     /// reached.
@@ -134,7 +135,12 @@ impl GatewayConfig {
                 ));
             }
             for u in urls {
-                super::check_http_url(u).map_err(|e| (key, e))?;
+                // Writers may be found by DNS (`dns+http://name:port`).
+                match key {
+                    "gateway.write_urls" => crate::discovery::check(u),
+                    _ => super::check_http_url(u),
+                }
+                .map_err(|e| (key, e))?;
             }
         }
         for u in &self.backend_urls {

@@ -43,7 +43,7 @@ fn backend_path(path: &str) -> bool {
 struct Gateway {
     auth: Auth,
     limiter: Option<RateLimiter>,
-    writers: Vec<String>,
+    writers: Arc<crate::discovery::Nodes>,
     readers: Vec<String>,
     backends: Vec<String>,
     next_reader: AtomicUsize,
@@ -147,11 +147,18 @@ impl Gateway {
                 )
             }
         };
+        let writers = self.writers.get();
         let upstreams: Vec<&str> = if push {
             let t = tenant.as_deref().unwrap_or(silt_model::DEFAULT_TENANT);
-            match self.split_push(req_path(&path), &fwd, &body, t).await {
-                Ok(Split::Whole(w)) => vec![self.writers[w].as_str()],
-                Ok(Split::Parts(parts)) => return self.push_parts(parts, &fwd).await,
+            if writers.is_empty() {
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "no writer found yet");
+            }
+            match self
+                .split_push(&writers, req_path(&path), &fwd, &body, t)
+                .await
+            {
+                Ok(Split::Whole(w)) => vec![writers[w].as_str()],
+                Ok(Split::Parts(parts)) => return self.push_parts(&writers, parts, &fwd).await,
                 Err(r) => return r,
             }
         } else if to_backend {
@@ -198,13 +205,14 @@ impl Gateway {
     /// from per-tenant settings; a body with one writer's streams), or in parts.
     async fn split_push(
         &self,
+        writers: &Arc<Vec<String>>,
         path: &str,
         headers: &reqwest::header::HeaderMap,
         body: &bytes::Bytes,
         tenant: &str,
     ) -> Result<Split, Response> {
-        let whole = Split::Whole(split::writer_of(&self.writers, tenant, ""));
-        if self.writers.len() < 2 || path == "/otlp/v1/logs" {
+        let whole = Split::Whole(split::writer_of(writers, tenant, ""));
+        if writers.len() < 2 || path == "/otlp/v1/logs" {
             return Ok(whole);
         }
         let h = |n: &str| {
@@ -215,11 +223,7 @@ impl Gateway {
         };
         let (ct, ce) = (h("content-type"), h("content-encoding"));
         let legacy = path == "/api/prom/push";
-        let (body, writers, limits) = (
-            body.clone(),
-            self.writers.clone(),
-            self.decode_limits.clone(),
-        );
+        let (body, writers, limits) = (body.clone(), writers.clone(), self.decode_limits.clone());
         let tenant = tenant.to_string();
         tokio::task::spawn_blocking(move || {
             split::split(
@@ -245,6 +249,7 @@ impl Gateway {
     /// parts they already took).
     async fn push_parts(
         &self,
+        writers: &[String],
         parts: Vec<(usize, Vec<u8>)>,
         headers: &reqwest::header::HeaderMap,
     ) -> Response {
@@ -255,7 +260,7 @@ impl Gateway {
             header::HeaderValue::from_static("application/x-protobuf"),
         );
         let sends = parts.into_iter().map(|(w, body)| {
-            let up = self.writers[w].trim_end_matches('/');
+            let up = writers[w].trim_end_matches('/');
             let req = self
                 .client
                 .post(format!("{up}/loki/api/v1/push"))
@@ -307,7 +312,7 @@ pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
         auth: Auth::new(g),
         limiter: (g.requests_per_second > 0.0)
             .then(|| RateLimiter::new(g.requests_per_second, f64::from(g.burst))),
-        writers: g.write_urls.clone(),
+        writers: crate::discovery::Nodes::new(g.write_urls.clone()),
         readers: g.read_urls.clone(),
         backends: g.backend_urls.clone(),
         next_reader: AtomicUsize::new(0),
@@ -321,6 +326,7 @@ pub(crate) fn router(cfg: &Config) -> anyhow::Result<Router> {
             ..Default::default()
         },
     });
+    gw.writers.spawn_refresh();
     Ok(Router::new()
         .route("/ready", get(|| async { "ready" }))
         .fallback(
