@@ -289,6 +289,11 @@ impl Store {
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??
         };
+        if !cfg.writer.is_empty() {
+            // A writer serves no reads: its segments were needed for the replay only, and
+            // holding every one it ever flushed would grow without bound.
+            catalog = Catalog::default();
+        }
         tracing::info!(
             segments = catalog.totals().0,
             wal_files = replay.files,
@@ -617,7 +622,9 @@ impl Store {
             frozen.persisted.lock().insert(tenant);
             self.recent.add(&meta.tenant, &meta.id);
             let mut st = self.state.write();
-            st.catalog.add(meta);
+            if self.cfg.writer.is_empty() {
+                st.catalog.add(meta);
+            }
             // The frozen head keeps serving this tenant until the whole head is persisted;
             // read-time dedup hides the overlap.
         }

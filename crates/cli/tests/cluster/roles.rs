@@ -115,6 +115,11 @@ fn writers_a_reader_and_a_backend_share_one_bucket() {
         "compaction keeps each writer's rows apart"
     );
     assert_eq!(metric(&w1.addr, "silt_segments_compacted"), 0.0);
+    assert_eq!(
+        metric(&w1.addr, "silt_segments"),
+        0.0,
+        "a writer keeps no catalog of what it flushed"
+    );
 
     // A gateway in front of the roles: pushes to a writer, queries to the reader, the
     // delete API to the backend (the reader does not serve it).
