@@ -3,7 +3,7 @@
 //! user → tenant mapping, per-tenant request limits and TLS with client certificates;
 //! the roles sharing one bucket in `cluster/roles.rs`; the conformance kit through a
 //! gateway in front of them in `cluster/kit.rs`; a writer killed during pushes through
-//! the gateway in `cluster/kill.rs`.
+//! the gateway in `cluster/kill.rs`; live tail through the gateway in `cluster/tail.rs`.
 
 #[path = "cluster/kill.rs"]
 mod kill;
@@ -11,6 +11,8 @@ mod kill;
 mod kit;
 #[path = "cluster/roles.rs"]
 mod roles;
+#[path = "cluster/tail.rs"]
+mod tail;
 
 use base64::Engine as _;
 use silt_testkit::{enc, free_port, http, now_ns, raw_get, Server};

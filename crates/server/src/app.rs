@@ -218,8 +218,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             .merge(push_routes)
             .merge(node_routes())
             .route(crate::unflushed::PATH, get(crate::unflushed::serve))
+            // Live entries for tails through the gateway.
+            .route("/loki/api/v1/tail", get(tail::tail))
             .route("/flush", post(flush)),
-        Target::Read => read_routes,
+        Target::Read => read_routes
+            // Replays for tails through the gateway (writers send the live part).
+            .route("/loki/api/v1/tail", get(tail::tail)),
         Target::Backend => Router::new()
             .merge(rule_routes(&state))
             .merge(node_routes())

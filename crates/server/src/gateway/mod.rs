@@ -121,7 +121,16 @@ impl Gateway {
         {
             let (mut parts, _) = req.into_parts();
             let reader = self.readers_in_turn()[0];
-            return tail::proxy(&mut parts, reader, &path, tenant.as_deref()).await;
+            let writers = self.writers.get();
+            // Separate roles: the writers send live entries, the reader the replay. A node
+            // listed as both (target: all) does both itself.
+            let mut nodes: Vec<(&str, String)> = Vec::new();
+            if !writers.iter().any(|w| self.readers.contains(w)) {
+                let live = tail::live_only(&path);
+                nodes.extend(writers.iter().map(|w| (w.as_str(), live.clone())));
+            }
+            nodes.push((reader, path.clone()));
+            return tail::proxy(&mut parts, &nodes, tenant.as_deref()).await;
         }
         let method = req.method().clone();
         let mut fwd = reqwest::header::HeaderMap::new();
