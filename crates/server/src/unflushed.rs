@@ -45,12 +45,9 @@ pub(crate) async fn serve(
     let store = state.store.clone();
     let (streams, segments) = tokio::task::spawn_blocking(move || {
         let streams: Vec<PushStream> = store
-            .unflushed(&tenant, &matchers, (p.start, p.end))
+            .unflushed(&tenant, &matchers, (p.start, p.end), !p.streams_only)
             .into_iter()
-            .map(|(labels, entries)| PushStream {
-                labels,
-                entries: if p.streams_only { Vec::new() } else { entries },
-            })
+            .map(|(labels, entries)| PushStream { labels, entries })
             .collect();
         // After the heads: a line missing from them is in one of these.
         (streams, store.recent_segments(&tenant))

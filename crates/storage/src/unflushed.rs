@@ -51,19 +51,26 @@ impl Recent {
 
 impl Store {
     /// What the heads (frozen and active) hold of `tenant`'s streams matching `matchers`
-    /// in `[start, end)`, each stream's entries in time order.
+    /// in `[start, end)`, each stream's entries in time order; `entries: false`: the
+    /// streams with data in the range only, their entries left empty.
     pub fn unflushed(
         &self,
         tenant: &str,
         matchers: &[LabelMatcher],
         (start, end): (Timestamp, Timestamp),
+        entries: bool,
     ) -> Vec<(Labels, Vec<Entry>)> {
         let st = self.state.read();
         let mut out: Vec<(Labels, Vec<Entry>)> = Vec::new();
         self.for_each_head_stream(&st, None, tenant, matchers, (start, end), |labels, hs| {
-            let entries = hs.range(start, end);
-            if !entries.is_empty() {
-                out.push(((**labels).clone(), entries));
+            if !entries {
+                // The head's bounds overlap the range (checked by the walk).
+                out.push(((**labels).clone(), Vec::new()));
+                return;
+            }
+            let es = hs.range(start, end);
+            if !es.is_empty() {
+                out.push(((**labels).clone(), es));
             }
         });
         out
