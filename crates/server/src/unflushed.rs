@@ -212,14 +212,24 @@ pub(crate) async fn streams(
 }
 
 /// The store plus the writers' unflushed data: what a reader queries.
+/// One query's source: the engine asks for counts, shards, then entries of the same
+/// read until one answers, so the last fetch is kept for the next call.
 pub(crate) struct ClusterSource {
     store: Arc<Store>,
     writers: Arc<Writers>,
+    last: parking_lot::Mutex<Option<(ReadKey, Option<Arc<Overlay>>)>>,
 }
+
+/// What one fetch from the writers answered: tenant, matchers, range.
+type ReadKey = (String, Vec<LabelMatcher>, Timestamp, Timestamp);
 
 impl ClusterSource {
     pub(crate) fn new(store: Arc<Store>, writers: Arc<Writers>) -> Self {
-        ClusterSource { store, writers }
+        ClusterSource {
+            store,
+            writers,
+            last: Default::default(),
+        }
     }
 
     fn source(&self) -> StoreSource {
@@ -229,7 +239,18 @@ impl ClusterSource {
     /// The writers' unflushed entries of the request's streams (`None`: none). Segments
     /// the writers flushed lately that the catalog lacks are listed from the bucket
     /// first, so a line that left a writer's head since the last refresh is not missed.
-    fn overlay(&self, req: &SelectRequest<'_>) -> silt_query::Result<Option<Overlay>> {
+    fn overlay(&self, req: &SelectRequest<'_>) -> silt_query::Result<Option<Arc<Overlay>>> {
+        let key = (
+            req.tenant.to_string(),
+            req.matchers.to_vec(),
+            req.start,
+            req.end,
+        );
+        if let Some((k, o)) = &*self.last.lock() {
+            if *k == key {
+                return Ok(o.clone());
+            }
+        }
         let (streams, segments) = self
             .writers
             .rt
@@ -242,18 +263,19 @@ impl ClusterSource {
             .rt
             .block_on(catch_up(&self.store, req.tenant, &segments))
             .map_err(silt_query::Error::Source)?;
-        if streams.is_empty() {
-            return Ok(None);
-        }
-        let batches = streams.into_iter().map(|s| (s.labels, s.entries)).collect();
-        Ok(Some(Overlay::new(req.tenant, batches)))
+        let overlay = (!streams.is_empty()).then(|| {
+            let batches = streams.into_iter().map(|s| (s.labels, s.entries)).collect();
+            Arc::new(Overlay::new(req.tenant, batches))
+        });
+        *self.last.lock() = Some((key, overlay.clone()));
+        Ok(overlay)
     }
 }
 
 impl LogSource for ClusterSource {
     fn select(&self, req: &SelectRequest<'_>) -> silt_query::Result<Vec<StreamCursor>> {
         let overlay = self.overlay(req)?;
-        self.source().select_with(req, overlay.as_ref())
+        self.source().select_with(req, overlay.as_deref())
     }
 
     fn timestamps(
@@ -263,7 +285,7 @@ impl LogSource for ClusterSource {
     ) -> silt_query::Result<Option<Vec<silt_query::source::StreamTimestamps>>> {
         let overlay = self.overlay(req)?;
         self.source()
-            .timestamps_with(req, metadata, overlay.as_ref())
+            .timestamps_with(req, metadata, overlay.as_deref())
     }
 
     fn shards(
@@ -274,7 +296,7 @@ impl LogSource for ClusterSource {
     ) -> silt_query::Result<Option<Box<dyn Shards>>> {
         let overlay = self.overlay(req)?;
         self.source()
-            .shards_with(req, n, metadata, overlay.as_ref())
+            .shards_with(req, n, metadata, overlay.as_deref())
     }
 
     fn entries_hint(
