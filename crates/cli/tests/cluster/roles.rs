@@ -315,12 +315,16 @@ fn readers_see_what_writers_have_not_flushed_yet() {
         "catalog_refresh_interval: 1h",
     );
     let reader = start(d, "reader", reader_cfg.clone());
-    // The backend's ruler asks the writers too.
+    // The backend's ruler asks the writers too. A group set before the backend holds the
+    // lease would wait for the next takeover (docs/scaling.md).
     let backend = start(
         d,
         "backend",
         reader_cfg.replace("target: read", "target: backend"),
     );
+    wait_for("the backend holds the lease", || {
+        metric(&backend.addr, "silt_backend_lease_held") == 1.0
+    });
     let group = "name: fresh\ninterval: 1s\nrules:\n  - alert: Fresh\n    expr: sum(count_over_time({app=\"roles\"}[1h])) > 0\n";
     let h = [("Content-Type", "application/yaml")];
     let (st, body) = http(
