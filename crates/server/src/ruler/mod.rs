@@ -27,7 +27,8 @@ pub(crate) struct Rules {
     stored: RwLock<HashMap<String, Namespaces>>,
     /// From the rules directory, read-only.
     local: RwLock<HashMap<String, Namespaces>>,
-    /// One change at a time, so two posts to one namespace cannot lose each other.
+    /// One change (or load) at a time, so two posts to one namespace, or a post and a
+    /// reload, cannot lose each other.
     write: tokio::sync::Mutex<()>,
     /// Evaluation state of every group evaluated.
     pub(crate) evals: eval::Evals,
@@ -90,6 +91,9 @@ impl Rules {
     /// Loads the stored rules and the rules directory. A bad file in the directory stops
     /// the start (it was written by hand); a bad stored one is skipped with an error.
     pub(crate) async fn load(&self, dir: Option<&Path>) -> anyhow::Result<()> {
+        // Not beside a change: a group set while the bucket is listed would be replaced
+        // by the listing's older copy (a backend taking the lease while a group is set).
+        let _w = self.write.lock().await;
         if let Some(dir) = dir {
             *self.local.write() = read_dir(dir)?;
         }
