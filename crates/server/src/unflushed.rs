@@ -12,7 +12,7 @@ use serde::Deserialize;
 use silt_model::{LabelMatcher, Labels, MatchOp, Timestamp};
 use silt_proto::{DecodeLimits, PushStream};
 use silt_query::{LogSource, SelectRequest, Shards, StreamCursor};
-use silt_storage::{Overlay, Store, StoreSource};
+use silt_storage::{Overlay, SliceStats, Store, StoreSource};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +28,41 @@ pub(crate) struct Params {
     matchers: String,
     start: Timestamp,
     end: Timestamp,
-    /// Only the streams, without entries (labels and series endpoints).
     #[serde(default)]
-    streams_only: bool,
+    what: What,
+}
+
+/// What a writer answers.
+#[derive(Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum What {
+    /// Streams and their entries (queries).
+    #[default]
+    Entries,
+    /// Streams alone (labels and series endpoints).
+    Streams,
+    /// Each stream's bytes, entries and time span, as JSON (index volume).
+    Stats,
+}
+
+impl What {
+    fn as_str(self) -> &'static str {
+        match self {
+            What::Entries => "entries",
+            What::Streams => "streams",
+            What::Stats => "stats",
+        }
+    }
+}
+
+/// One head stream's size, as a writer tells it.
+#[derive(serde::Serialize, Deserialize)]
+struct StreamStats {
+    labels: String,
+    bytes: u64,
+    entries: u64,
+    min_ts: Timestamp,
+    max_ts: Timestamp,
 }
 
 /// The writer's side: its heads' entries (protobuf + snappy, Loki's push format) and, in
@@ -43,19 +75,40 @@ pub(crate) async fn serve(
     let tenant = tenant(&state, &headers)?;
     let matchers = decode_matchers(&p.matchers).map_err(ApiError::bad_request)?;
     let store = state.store.clone();
-    let (streams, segments) = tokio::task::spawn_blocking(move || {
-        let streams: Vec<PushStream> = store
-            .unflushed(&tenant, &matchers, (p.start, p.end), !p.streams_only)
-            .into_iter()
-            .map(|(labels, entries)| PushStream { labels, entries })
-            .collect();
+    let (body, segments) = tokio::task::spawn_blocking(move || {
+        let range = (p.start, p.end);
+        let body = if p.what == What::Stats {
+            // A writer's slices are its head streams (it keeps no catalog).
+            let stats: Vec<StreamStats> = store
+                .stream_slices(&tenant, &matchers, p.start, p.end)
+                .into_iter()
+                .map(|s| StreamStats {
+                    labels: s.labels.to_string(),
+                    bytes: s.bytes,
+                    entries: s.entries,
+                    min_ts: s.min_ts,
+                    max_ts: s.max_ts,
+                })
+                .collect();
+            serde_json::to_vec(&stats).unwrap_or_default()
+        } else {
+            let streams: Vec<PushStream> = store
+                .unflushed(&tenant, &matchers, range, p.what == What::Entries)
+                .into_iter()
+                .map(|(labels, entries)| PushStream { labels, entries })
+                .collect();
+            silt_proto::encode_push_protobuf(&streams)
+        };
         // After the heads: a line missing from them is in one of these.
-        (streams, store.recent_segments(&tenant))
+        (body, store.recent_segments(&tenant))
     })
     .await
     .map_err(|e| ApiError::new(500, format!("reading the heads failed: {e}")))?;
-    let body = silt_proto::encode_push_protobuf(&streams);
-    let mut resp = ([("content-type", "application/x-protobuf")], body).into_response();
+    let ct = match p.what {
+        What::Stats => "application/json",
+        _ => "application/x-protobuf",
+    };
+    let mut resp = ([("content-type", ct)], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&segments.join(",")) {
         resp.headers_mut().insert(SEGMENTS, v);
     }
@@ -117,15 +170,72 @@ impl Writers {
         &self,
         tenant: &str,
         matchers: &[LabelMatcher],
-        (start, end): (Timestamp, Timestamp),
+        range: (Timestamp, Timestamp),
         streams_only: bool,
     ) -> Result<(Vec<PushStream>, Vec<String>), String> {
+        let what = if streams_only {
+            What::Streams
+        } else {
+            What::Entries
+        };
+        self.ask(tenant, matchers, range, what, |body| {
+            let limits = DecodeLimits {
+                max_recv_msg_size: usize::MAX,
+                max_decompressed_size: usize::MAX,
+                ..DecodeLimits::default()
+            };
+            let req =
+                silt_proto::decode_push(body, Some("application/x-protobuf"), None, false, &limits)
+                    .map_err(|e| e.to_string())?;
+            Ok(req.streams)
+        })
+        .await
+    }
+
+    /// Every writer's head streams' sizes, and the segments they flushed lately.
+    async fn fetch_stats(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        range: (Timestamp, Timestamp),
+    ) -> Result<(Vec<SliceStats>, Vec<String>), String> {
+        self.ask(tenant, matchers, range, What::Stats, |body| {
+            let stats: Vec<StreamStats> =
+                serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            stats
+                .into_iter()
+                .map(|s| {
+                    Ok(SliceStats {
+                        labels: Arc::new(
+                            silt_proto::parse_label_string(&s.labels).map_err(|e| e.to_string())?,
+                        ),
+                        bytes: s.bytes,
+                        entries: s.entries,
+                        min_ts: s.min_ts,
+                        max_ts: s.max_ts,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Asks every writer at once for `what`, each answer decoded by `decode`.
+    async fn ask<T>(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        (start, end): (Timestamp, Timestamp),
+        what: What,
+        decode: impl Fn(&[u8]) -> Result<Vec<T>, String>,
+    ) -> Result<(Vec<T>, Vec<String>), String> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("matchers", &encode_matchers(matchers))
             .append_pair("start", &start.to_string())
             .append_pair("end", &end.to_string())
-            .append_pair("streams_only", &streams_only.to_string())
+            .append_pair("what", what.as_str())
             .finish();
+        let decode = &decode;
         let urls = self.nodes.get();
         let calls = urls.iter().map(|url| {
             let mut req = self.client.get(format!("{url}{PATH}?{query}"));
@@ -150,20 +260,7 @@ impl Writers {
                     })
                     .unwrap_or_default();
                 let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-                let limits = DecodeLimits {
-                    max_recv_msg_size: usize::MAX,
-                    max_decompressed_size: usize::MAX,
-                    ..DecodeLimits::default()
-                };
-                let req = silt_proto::decode_push(
-                    &body,
-                    Some("application/x-protobuf"),
-                    None,
-                    false,
-                    &limits,
-                )
-                .map_err(|e| fail(e.to_string()))?;
-                Ok((req.streams, segments))
+                Ok((decode(&body).map_err(fail)?, segments))
             }
         });
         let mut streams = Vec::new();
@@ -209,6 +306,29 @@ pub(crate) async fn streams(
     }
     set.extend(state.store.streams(tenant, matchers, start, end));
     Ok(set.into_iter().collect())
+}
+
+/// The slices of `tenant`'s streams matching `matchers` overlapping `[start, end)`: the
+/// store's, and on a reader the writers' head streams (index volume endpoints).
+pub(crate) async fn slices(
+    state: &AppState,
+    tenant: &str,
+    matchers: &[LabelMatcher],
+    (start, end): (Timestamp, Timestamp),
+) -> Result<Vec<SliceStats>, ApiError> {
+    let mut out = Vec::new();
+    if let Some(w) = &state.writers {
+        let (stats, segments) = w
+            .fetch_stats(tenant, matchers, (start, end))
+            .await
+            .map_err(|e| ApiError::new(500, e))?;
+        catch_up(&state.store, tenant, &segments)
+            .await
+            .map_err(|e| ApiError::new(500, e))?;
+        out = stats;
+    }
+    out.extend(state.store.stream_slices(tenant, matchers, start, end));
+    Ok(out)
 }
 
 /// The store plus the writers' unflushed data: what a reader queries.

@@ -344,12 +344,7 @@ fn readers_see_what_writers_have_not_flushed_yet() {
             enc(r#"sum(count_over_time({app="roles"}[1h]))"#),
             now_ns() + 1_000_000_000
         );
-        let (st, body) = http(&reader.addr, "GET", &q, &[], b"").unwrap();
-        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        v["data"]["result"][0]["value"][1]
-            .as_str()
-            .map_or(0, |s| s.parse::<u64>().unwrap())
+        first_value(&reader.addr, &q)
     };
 
     // In the writers' heads only: no flush, no segment.
@@ -358,6 +353,22 @@ fn readers_see_what_writers_have_not_flushed_yet() {
     assert_exactly(lines(&reader.addr, t0), &expected);
     assert_eq!(count(), 40);
     assert!(sidecars(&moto, "fresh").is_empty());
+    // Index volume (Logs Drilldown) counts the writers' head streams too: at least the
+    // lines' bytes now, and the same once flushed.
+    let volume = || {
+        let q = format!(
+            "/loki/api/v1/index/volume?query={}&start={t0}&end={}",
+            enc(r#"{app="roles"}"#),
+            now_ns() + 1_000_000_000
+        );
+        first_value(&reader.addr, &q)
+    };
+    let unflushed_volume = volume();
+    let line_bytes = expected.iter().map(String::len).sum::<usize>() as u64;
+    assert!(
+        unflushed_volume >= line_bytes,
+        "{unflushed_volume} < {line_bytes}"
+    );
     wait_for("the backend's alert on unflushed lines", || {
         let (_, body) = http(&backend.addr, "GET", "/prometheus/api/v1/alerts", &[], b"").unwrap();
         String::from_utf8_lossy(&body).contains("\"firing\"")
@@ -371,6 +382,7 @@ fn readers_see_what_writers_have_not_flushed_yet() {
     assert_exactly(lines(&reader.addr, t0), &expected);
     assert_eq!(count(), 40);
     assert_eq!(metric(&reader.addr, "silt_segments"), 1.0);
+    assert_eq!(volume(), unflushed_volume, "w1's part now from its segment");
     push(&w1.addr, "w1 b", 10, &mut expected);
     assert_exactly(lines(&reader.addr, t0), &expected);
     assert_eq!(count(), 50);
@@ -389,4 +401,14 @@ fn readers_see_what_writers_have_not_flushed_yet() {
         "{}",
         String::from_utf8_lossy(&body)
     );
+}
+
+/// The value of the first sample of an instant answer at `path` (0 when empty).
+fn first_value(addr: &str, path: &str) -> u64 {
+    let (st, body) = http(addr, "GET", path, &[], b"").unwrap();
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .map_or(0, |s| s.parse().unwrap())
 }

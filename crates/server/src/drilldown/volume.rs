@@ -148,9 +148,8 @@ pub async fn volume(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = parse(&state, &headers, q, &body)?;
-    let slices = state
-        .store
-        .stream_slices(&req.tenant, &req.matchers, req.start, req.end);
+    let range = (req.start, req.end);
+    let slices = crate::unflushed::slices(&state, &req.tenant, &req.matchers, range).await?;
     let mut totals: HashMap<Labels, f64> = HashMap::new();
     for s in &slices {
         for k in keys(&req, &s.labels) {
@@ -195,9 +194,8 @@ pub async fn volume_range(
 ) -> Result<Response, ApiError> {
     let req = parse(&state, &headers, q, &body)?;
     let step = parse_step(&req.params, req.start, req.end)?;
-    let slices = state
-        .store
-        .stream_slices(&req.tenant, &req.matchers, req.start, req.end);
+    let range = (req.start, req.end);
+    let slices = crate::unflushed::slices(&state, &req.tenant, &req.matchers, range).await?;
     let mut per_key: HashMap<Labels, BTreeMap<i64, f64>> = HashMap::new();
     for s in &slices {
         let mut buckets = BTreeMap::new();
