@@ -164,21 +164,21 @@ impl Writers {
         }
     }
 
-    /// Every writer's unflushed streams, and the segments they flushed lately. Any
-    /// writer failing fails the read: an answer without its lines would look complete.
+    /// Every writer's unflushed streams (see [`Writers::ask`]).
     async fn fetch(
         &self,
+        store: &Store,
         tenant: &str,
         matchers: &[LabelMatcher],
         range: (Timestamp, Timestamp),
         streams_only: bool,
-    ) -> Result<(Vec<PushStream>, Vec<String>), String> {
+    ) -> Result<Vec<PushStream>, String> {
         let what = if streams_only {
             What::Streams
         } else {
             What::Entries
         };
-        self.ask(tenant, matchers, range, what, |body| {
+        self.ask(store, tenant, matchers, range, what, |body| {
             let limits = DecodeLimits {
                 max_recv_msg_size: usize::MAX,
                 max_decompressed_size: usize::MAX,
@@ -192,14 +192,15 @@ impl Writers {
         .await
     }
 
-    /// Every writer's head streams' sizes, and the segments they flushed lately.
+    /// Every writer's head streams' sizes (see [`Writers::ask`]).
     async fn fetch_stats(
         &self,
+        store: &Store,
         tenant: &str,
         matchers: &[LabelMatcher],
         range: (Timestamp, Timestamp),
-    ) -> Result<(Vec<SliceStats>, Vec<String>), String> {
-        self.ask(tenant, matchers, range, What::Stats, |body| {
+    ) -> Result<Vec<SliceStats>, String> {
+        self.ask(store, tenant, matchers, range, What::Stats, |body| {
             let stats: Vec<StreamStats> =
                 serde_json::from_slice(body).map_err(|e| e.to_string())?;
             stats
@@ -220,15 +221,20 @@ impl Writers {
         .await
     }
 
-    /// Asks every writer at once for `what`, each answer decoded by `decode`.
+    /// Asks every writer at once for `what`, each answer decoded by `decode`. Any writer
+    /// failing fails the read: an answer without its lines would look complete. Then,
+    /// when the writers name segments they flushed lately that `store`'s catalog lacks,
+    /// lists the bucket, so a line that left a writer's head since the last refresh is
+    /// read from its segment.
     async fn ask<T>(
         &self,
+        store: &Store,
         tenant: &str,
         matchers: &[LabelMatcher],
         (start, end): (Timestamp, Timestamp),
         what: What,
         decode: impl Fn(&[u8]) -> Result<Vec<T>, String>,
-    ) -> Result<(Vec<T>, Vec<String>), String> {
+    ) -> Result<Vec<T>, String> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("matchers", &encode_matchers(matchers))
             .append_pair("start", &start.to_string())
@@ -263,26 +269,21 @@ impl Writers {
                 Ok((decode(&body).map_err(fail)?, segments))
             }
         });
-        let mut streams = Vec::new();
+        let mut items = Vec::new();
         let mut segments = Vec::new();
         for r in futures::future::join_all(calls).await {
             let (s, g) = r?;
-            streams.extend(s);
+            items.extend(s);
             segments.extend(g);
         }
-        Ok((streams, segments))
+        if !store.unknown_segments(tenant, &segments).is_empty() {
+            store
+                .refresh_catalog()
+                .await
+                .map_err(|e| format!("listing the bucket: {e}"))?;
+        }
+        Ok(items)
     }
-}
-
-/// Lists the bucket when `segments` (named by writers) are not all in the catalog.
-async fn catch_up(store: &Store, tenant: &str, segments: &[String]) -> Result<(), String> {
-    if !store.unknown_segments(tenant, segments).is_empty() {
-        store
-            .refresh_catalog()
-            .await
-            .map_err(|e| format!("listing the bucket: {e}"))?;
-    }
-    Ok(())
 }
 
 /// The streams of `tenant` matching `matchers` with data in `[start, end)`: the store's,
@@ -295,11 +296,8 @@ pub(crate) async fn streams(
 ) -> Result<Vec<Arc<Labels>>, ApiError> {
     let mut set: BTreeSet<Arc<Labels>> = BTreeSet::new();
     if let Some(w) = &state.writers {
-        let (streams, segments) = w
-            .fetch(tenant, matchers, (start, end), true)
-            .await
-            .map_err(|e| ApiError::new(500, e))?;
-        catch_up(&state.store, tenant, &segments)
+        let streams = w
+            .fetch(&state.store, tenant, matchers, (start, end), true)
             .await
             .map_err(|e| ApiError::new(500, e))?;
         set.extend(streams.into_iter().map(|s| Arc::new(s.labels)));
@@ -318,22 +316,18 @@ pub(crate) async fn slices(
 ) -> Result<Vec<SliceStats>, ApiError> {
     let mut out = Vec::new();
     if let Some(w) = &state.writers {
-        let (stats, segments) = w
-            .fetch_stats(tenant, matchers, (start, end))
+        out = w
+            .fetch_stats(&state.store, tenant, matchers, (start, end))
             .await
             .map_err(|e| ApiError::new(500, e))?;
-        catch_up(&state.store, tenant, &segments)
-            .await
-            .map_err(|e| ApiError::new(500, e))?;
-        out = stats;
     }
     out.extend(state.store.stream_slices(tenant, matchers, start, end));
     Ok(out)
 }
 
-/// The store plus the writers' unflushed data: what a reader queries.
-/// One query's source: the engine asks for counts, shards, then entries of the same
-/// read until one answers, so the last fetch is kept for the next call.
+/// The store plus the writers' unflushed data: what a reader queries. One per query: the
+/// engine asks for counts, shards, then entries of the same read until one answers, so
+/// the last fetch is kept for the next call.
 pub(crate) struct ClusterSource {
     store: Arc<Store>,
     writers: Arc<Writers>,
@@ -356,9 +350,7 @@ impl ClusterSource {
         StoreSource(self.store.clone())
     }
 
-    /// The writers' unflushed entries of the request's streams (`None`: none). Segments
-    /// the writers flushed lately that the catalog lacks are listed from the bucket
-    /// first, so a line that left a writer's head since the last refresh is not missed.
+    /// The writers' unflushed entries of the request's streams (`None`: none).
     fn overlay(&self, req: &SelectRequest<'_>) -> silt_query::Result<Option<Arc<Overlay>>> {
         let key = (
             req.tenant.to_string(),
@@ -371,17 +363,14 @@ impl ClusterSource {
                 return Ok(o.clone());
             }
         }
-        let (streams, segments) = self
+        let range = (req.start, req.end);
+        let streams = self
             .writers
             .rt
             .block_on(
                 self.writers
-                    .fetch(req.tenant, req.matchers, (req.start, req.end), false),
+                    .fetch(&self.store, req.tenant, req.matchers, range, false),
             )
-            .map_err(silt_query::Error::Source)?;
-        self.writers
-            .rt
-            .block_on(catch_up(&self.store, req.tenant, &segments))
             .map_err(silt_query::Error::Source)?;
         let overlay = (!streams.is_empty()).then(|| {
             let batches = streams.into_iter().map(|s| (s.labels, s.entries)).collect();
