@@ -36,12 +36,34 @@ pub struct Args {
     /// Systems to run, in this order: silt, loki, vl.
     #[arg(long, default_value = "silt,loki,vl", value_delimiter = ',')]
     systems: Vec<String>,
-    /// Use only the first N lines of the dataset (default: all, 2 M).
-    #[arg(long)]
-    lines: Option<usize>,
+    #[command(flatten)]
+    input: Input,
     /// Runs of each query (the best is reported, and the first as the cold one).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Directory with the loki and victoria-logs binaries; unpacked there when missing.
+    #[arg(long, default_value = "target/peers")]
+    peers_dir: PathBuf,
+    /// Loki config template with `__DATA_DIR__` (default: ../shared/peers/loki.yaml).
+    #[arg(long)]
+    loki_config: Option<PathBuf>,
+    /// Data dirs and server logs, one subdirectory per system (cleared before each).
+    #[arg(long, default_value = "target/bench-peers")]
+    work_dir: PathBuf,
+    /// Keep each system's data dir after measuring it (default: deleted).
+    #[arg(long)]
+    keep_data: bool,
+    /// Where the markdown report is also written.
+    #[arg(long, default_value = "target/bench-peers.md")]
+    out: PathBuf,
+}
+
+/// What `peers` and `writers` push, and the silt binary they start.
+#[derive(clap::Args)]
+pub struct Input {
+    /// Use only the first N lines of the dataset (default: all, 2 M).
+    #[arg(long)]
+    lines: Option<usize>,
     /// Concurrent push clients (each stream always pushed by the same one).
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -54,24 +76,58 @@ pub struct Args {
     /// Dataset generator (default: ../shared/peers/gen_data.sh beside the checkout).
     #[arg(long)]
     gen_script: Option<PathBuf>,
-    /// Directory with the loki and victoria-logs binaries; unpacked there when missing.
-    #[arg(long, default_value = "target/peers")]
-    peers_dir: PathBuf,
-    /// Loki config template with `__DATA_DIR__` (default: ../shared/peers/loki.yaml).
-    #[arg(long)]
-    loki_config: Option<PathBuf>,
     /// The silt binary (default: next to this one).
     #[arg(long)]
     silt: Option<PathBuf>,
-    /// Data dirs and server logs, one subdirectory per system (cleared before each).
-    #[arg(long, default_value = "target/bench-peers")]
-    work_dir: PathBuf,
-    /// Keep each system's data dir after measuring it (default: deleted).
-    #[arg(long)]
-    keep_data: bool,
-    /// Where the markdown report is also written.
-    #[arg(long, default_value = "target/bench-peers.md")]
-    out: PathBuf,
+}
+
+impl Input {
+    /// The silt binary to start.
+    fn silt(&self) -> Res<PathBuf> {
+        match &self.silt {
+            Some(p) => Ok(p.clone()),
+            None => Ok(std::env::current_exe()
+                .map_err(|e| e.to_string())?
+                .with_file_name("silt")),
+        }
+    }
+
+    /// The dataset (generated when missing) as push bodies, built before any clock starts.
+    fn load(&self) -> Res<dataset::Dataset> {
+        if self.clients == 0 {
+            return Err("--clients must be at least 1".into());
+        }
+        let script = self
+            .gen_script
+            .clone()
+            .unwrap_or_else(|| shared_dir().join("peers/gen_data.sh"));
+        dataset::ensure(&self.data, &script)?;
+        eprintln!("loading {} and building push bodies", self.data.display());
+        let t = std::time::Instant::now();
+        let builder = bodies::BodyBuilder::new(self.clients, self.batch_bytes);
+        let ds = dataset::load(&self.data, self.lines, builder)?;
+        eprintln!(
+            "{} lines ({:.1} MB of lines, {} streams) → {} requests, {:.1} MB on the wire, in {:.1} s",
+            ds.lines,
+            ds.line_bytes as f64 / 1e6,
+            ds.streams,
+            ds.requests(),
+            ds.wire_bytes() as f64 / 1e6,
+            t.elapsed().as_secs_f64()
+        );
+        Ok(ds)
+    }
+}
+
+/// Parses a mode's flags; `--help` and `--version` print and exit (they are not errors).
+fn parse_args<A: Parser>(argv: impl IntoIterator<Item = OsString>) -> Res<A> {
+    A::try_parse_from(argv).map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        e.to_string()
+    })
 }
 
 /// Timings of one query on one system.
@@ -100,30 +156,18 @@ pub struct Measured {
 }
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> Res<()> {
-    let args = Args::try_parse_from(argv).map_err(|e| {
-        // --help and --version are not errors.
-        if !e.use_stderr() {
-            let _ = e.print();
-            std::process::exit(0);
-        }
-        e.to_string()
-    })?;
+    let args: Args = parse_args(argv)?;
     let systems = args
         .systems
         .iter()
         .map(|s| System::parse(s))
         .collect::<Res<Vec<_>>>()?;
-    if args.runs == 0 || args.clients == 0 {
-        return Err("--runs and --clients must be at least 1".into());
+    if args.runs == 0 {
+        return Err("--runs must be at least 1".into());
     }
     let peers = shared_dir().join("peers");
     let bins = Bins {
-        silt: match &args.silt {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| e.to_string())?
-                .with_file_name("silt"),
-        },
+        silt: args.input.silt()?,
         loki: args.peers_dir.join("loki"),
         vl: args.peers_dir.join("victoria-logs"),
         loki_yaml: args
@@ -136,24 +180,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> Res<()> {
     }
     bins.check(&systems)?;
 
-    let script = args
-        .gen_script
-        .clone()
-        .unwrap_or_else(|| peers.join("gen_data.sh"));
-    dataset::ensure(&args.data, &script)?;
-    eprintln!("loading {} and building push bodies", args.data.display());
-    let t = std::time::Instant::now();
-    let builder = bodies::BodyBuilder::new(args.clients, args.batch_bytes);
-    let ds = dataset::load(&args.data, args.lines, builder)?;
-    eprintln!(
-        "{} lines ({:.1} MB of lines, {} streams) → {} requests, {:.1} MB on the wire, in {:.1} s",
-        ds.lines,
-        ds.line_bytes as f64 / 1e6,
-        ds.streams,
-        ds.requests(),
-        ds.wire_bytes() as f64 / 1e6,
-        t.elapsed().as_secs_f64()
-    );
+    let ds = args.input.load()?;
     let (start, end) = query_range(ds.min_ts, ds.max_ts);
     let queries = queries::six(&ds.needle);
 
@@ -176,8 +203,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> Res<()> {
         results: &results,
         warnings: &warnings,
         runs: args.runs,
-        clients: args.clients,
-        batch_bytes: args.batch_bytes,
+        clients: args.input.clients,
+        batch_bytes: args.input.batch_bytes,
         range: (start, end),
     });
     println!("{text}");

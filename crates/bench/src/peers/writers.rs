@@ -6,9 +6,9 @@
 //!     cargo build --release --workspace --bins && target/release/silt-bench writers
 
 use super::proc::{load_avg, memory, Proc};
-use super::{bodies, dataset, systems, Res};
+use super::{systems, Res};
 use clap::Parser;
-use silt_testkit::{free_port, shared_dir};
+use silt_testkit::free_port;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,21 +23,8 @@ pub struct Args {
     /// Writer counts to measure, in this order.
     #[arg(long, default_value = "1,3", value_delimiter = ',')]
     writers: Vec<usize>,
-    /// Use only the first N lines of the dataset (default: all, 2 M).
-    #[arg(long)]
-    lines: Option<usize>,
-    /// Concurrent push clients (each stream always pushed by the same one).
-    #[arg(long, default_value_t = 4)]
-    clients: usize,
-    /// Raw bytes (lines + structured metadata) per push request.
-    #[arg(long, default_value_t = 1 << 20)]
-    batch_bytes: usize,
-    /// The JSON-lines dataset; generated with `../shared/peers/gen_data.sh` when missing.
-    #[arg(long, default_value = "target/perf.jsonl")]
-    data: PathBuf,
-    /// The silt binary (default: next to this one).
-    #[arg(long)]
-    silt: Option<PathBuf>,
+    #[command(flatten)]
+    input: super::Input,
     /// Data dirs and logs (cleared before each count).
     #[arg(long, default_value = "target/bench-writers")]
     work_dir: PathBuf,
@@ -61,32 +48,12 @@ struct Run {
 }
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> Res<()> {
-    let args = Args::try_parse_from(argv).map_err(|e| {
-        if !e.use_stderr() {
-            let _ = e.print();
-            std::process::exit(0);
-        }
-        e.to_string()
-    })?;
-    if args.writers.contains(&0) || args.clients == 0 {
-        return Err("--writers and --clients must be at least 1".into());
+    let args: Args = super::parse_args(argv)?;
+    if args.writers.contains(&0) {
+        return Err("--writers must be at least 1".into());
     }
-    let silt = match &args.silt {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("silt"),
-    };
-    dataset::ensure(&args.data, &shared_dir().join("peers/gen_data.sh"))?;
-    let builder = bodies::BodyBuilder::new(args.clients, args.batch_bytes);
-    let ds = dataset::load(&args.data, args.lines, builder)?;
-    eprintln!(
-        "{} lines ({:.1} MB of lines, {} streams) in {} requests",
-        ds.lines,
-        ds.line_bytes as f64 / 1e6,
-        ds.streams,
-        ds.requests()
-    );
+    let silt = args.input.silt()?;
+    let ds = args.input.load()?;
     eprintln!("starting moto (S3) ...");
     let moto = silt_testkit::moto::Moto::start();
     let mut runs = Vec::new();
