@@ -218,18 +218,23 @@ pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
-/// A server config that takes the conformance kit's data (from 2024) as it is.
-pub const CONFORMANCE_CONFIG: &str = "
+/// A server config that takes the conformance kit's data (from 2024) as it is;
+/// `storage` is more of the `storage:` block (indented lines).
+pub fn conformance_config(storage: &str) -> String {
+    format!(
+        "
 limits:
   reject_old_samples: false
   ingestion_rate_mb: 1024
   ingestion_burst_size_mb: 1024
 storage:
   wal_fsync: false
-# the kit's data is from 2024: keep it past the default 7-day retention
+{storage}# the kit's data is from 2024: keep it past the default 7-day retention
 compactor:
   retention_enabled: false
-";
+"
+    )
+}
 
 /// A `bin server` in `data_dir` holding the conformance kit's data (`load.py`).
 pub fn conformance_server(bin: &Path, data_dir: &Path) -> Server {
@@ -239,7 +244,7 @@ pub fn conformance_server(bin: &Path, data_dir: &Path) -> Server {
         "conformance kit not found at {}",
         kit.display()
     );
-    let server = Server::start(bin, data_dir, CONFORMANCE_CONFIG, free_port());
+    let server = Server::start(bin, data_dir, &conformance_config(""), free_port());
     load_conformance_kit(&server.url());
     server
 }

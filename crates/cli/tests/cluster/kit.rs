@@ -7,28 +7,15 @@
 use super::{bin, Gateway};
 use silt_testkit::moto::Moto;
 use silt_testkit::{
-    compare_conformance_kit, free_port, http, load_conformance_kit, metric, Server,
+    compare_conformance_kit, conformance_config, free_port, http, load_conformance_kit, metric,
+    Server,
 };
 
 fn config(moto: &Moto, target: &str, cluster: &str) -> String {
+    let store = super::object_store(moto, "kit");
     format!(
-        "
-target: {target}
-limits:
-  reject_old_samples: false
-  ingestion_rate_mb: 1024
-  ingestion_burst_size_mb: 1024
-storage:
-  wal_fsync: false
-  flush_max_age: 1h
-{store}# the kit's data is from 2024: keep it past the default 7-day retention
-compactor:
-  retention_enabled: false
-cluster:
-  catalog_refresh_interval: 200ms
-{cluster}
-",
-        store = super::object_store(moto, "kit")
+        "target: {target}\n{}cluster:\n  catalog_refresh_interval: 200ms\n{cluster}\n",
+        conformance_config(&format!("  flush_max_age: 1h\n{store}"))
     )
 }
 
