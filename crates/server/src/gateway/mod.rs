@@ -125,7 +125,8 @@ impl Gateway {
             // Separate roles: the writers send live entries, the reader the replay. A node
             // listed as both (target: all) does both itself.
             let mut nodes: Vec<(&str, String)> = Vec::new();
-            if !writers.iter().any(|w| self.readers.contains(w)) {
+            let is_reader = |w: &String| self.readers.iter().any(|r| r.trim_end_matches('/') == w);
+            if !writers.iter().any(is_reader) {
                 let live = tail::live_only(&path);
                 nodes.extend(writers.iter().map(|w| (w.as_str(), live.clone())));
             }
